@@ -1,0 +1,224 @@
+//! The versioned wire format of forwarded writes: entity wire forms, requests and answers.
+//!
+//! SeaORM's `ActiveModel` has no serde support, so `#[derive(Replicated)]` turns each one
+//! into a [`WireModel`]: per column its state ([`FieldState::Set`] or
+//! [`FieldState::Unchanged`]; a `NotSet` column is absent) and its value as a
+//! [`sea_orm::Value`]. Decoding converts each value back through the field's own type, so a
+//! value of the wrong type is rejected by name instead of reaching SQL.
+
+use std::collections::BTreeMap;
+
+use sea_orm::sea_query::ValueType;
+use sea_orm::{ActiveValue, Value};
+use serde::{Deserialize, Serialize};
+
+/// Version of the wire format; a request of another version is refused.
+pub const WIRE_VERSION: u32 = 1;
+
+/// A column type that can cross the wire: anything SeaORM converts to and from [`Value`].
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be replicated: it does not convert to and from `sea_orm::Value`",
+    label = "this column type has no wire form",
+    note = "litefs-orm forwards columns of types SeaORM stores: integers, floats, bool, String, chrono, uuid, Vec<u8>, serde_json::Value, rust_decimal, DeriveActiveEnum enums, and Option of these"
+)]
+pub trait WireType: Into<Value> + ValueType + Clone {}
+
+impl<T: Into<Value> + ValueType + Clone> WireType for T {}
+
+/// The state of one column in a [`WireModel`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum FieldState {
+    /// `ActiveValue::Set`: the column is written.
+    #[serde(rename = "set")]
+    Set(Value),
+    /// `ActiveValue::Unchanged`: the column's known value, not written by an update.
+    #[serde(rename = "unchanged")]
+    Unchanged(Value),
+}
+
+/// A wire form that does not match its entity.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WireError {
+    /// A column's value has another type than the field.
+    #[error("column `{column}` has a value of the wrong type for `{expected}`")]
+    WrongType {
+        /// The field name.
+        column: String,
+        /// The field's Rust type.
+        expected: &'static str,
+    },
+    /// The wire form names a column the entity does not have.
+    #[error("unknown column `{0}`")]
+    UnknownColumn(String),
+    /// A model is missing a column that a full model must carry.
+    #[error("column `{0}` is missing from the model")]
+    MissingColumn(String),
+}
+
+/// The wire form of one ActiveModel, keyed by field name. Built by `#[derive(Replicated)]`.
+///
+/// ```
+/// use litefs_orm::wire::{FieldState, WireModel};
+/// use sea_orm::ActiveValue::{NotSet, Set, Unchanged};
+///
+/// let mut w = WireModel::default();
+/// w.put("id", &Unchanged(7));
+/// w.put("name", &Set("x".to_owned()));
+/// w.put("note", &NotSet::<Option<String>>);
+/// let json = serde_json::to_string(&w).unwrap();
+/// let mut back: WireModel = serde_json::from_str(&json).unwrap();
+/// assert_eq!(back.take::<i32>("id").unwrap(), Unchanged(7));
+/// assert_eq!(back.take::<String>("name").unwrap(), Set("x".to_owned()));
+/// assert_eq!(back.take::<Option<String>>("note").unwrap(), NotSet);
+/// back.finish().unwrap();
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct WireModel(BTreeMap<String, FieldState>);
+
+impl WireModel {
+    /// Records a column; `NotSet` leaves it out.
+    pub fn put<T: WireType>(&mut self, column: &str, value: &ActiveValue<T>) {
+        let state = match value {
+            ActiveValue::Set(v) => FieldState::Set(v.clone().into()),
+            ActiveValue::Unchanged(v) => FieldState::Unchanged(v.clone().into()),
+            ActiveValue::NotSet => return,
+        };
+        self.0.insert(column.to_owned(), state);
+    }
+
+    /// Takes a column back out as the field's own type; absent means `NotSet`.
+    pub fn take<T: WireType>(&mut self, column: &str) -> Result<ActiveValue<T>, WireError> {
+        let wrong = || WireError::WrongType {
+            column: column.to_owned(),
+            expected: std::any::type_name::<T>(),
+        };
+        Ok(match self.0.remove(column) {
+            None => ActiveValue::NotSet,
+            Some(FieldState::Set(v)) => ActiveValue::Set(T::try_from(v).map_err(|_| wrong())?),
+            Some(FieldState::Unchanged(v)) => {
+                ActiveValue::Unchanged(T::try_from(v).map_err(|_| wrong())?)
+            }
+        })
+    }
+
+    /// Ends decoding: any column left over is unknown to the entity.
+    pub fn finish(self) -> Result<(), WireError> {
+        match self.0.into_keys().next() {
+            Some(column) => Err(WireError::UnknownColumn(column)),
+            None => Ok(()),
+        }
+    }
+
+    /// The number of columns present (not `NotSet`).
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when every column is `NotSet`.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// The write operations that can be forwarded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Op {
+    /// `ActiveModelTrait::insert`.
+    Insert,
+    /// `ActiveModelTrait::update`.
+    Update,
+    /// `ActiveModelTrait::save`.
+    Save,
+    /// `ActiveModelTrait::delete`.
+    Delete,
+}
+
+impl Op {
+    /// The name of the replicated method that performs this operation.
+    pub fn method(self) -> &'static str {
+        match self {
+            Op::Insert => "insert_replicated",
+            Op::Update => "update_replicated",
+            Op::Save => "save_replicated",
+            Op::Delete => "delete_replicated",
+        }
+    }
+}
+
+/// A forwarded write, as POSTed to the primary.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WriteRequest {
+    /// [`WIRE_VERSION`].
+    pub v: u32,
+    /// The entity's registered name (its table name unless overridden).
+    pub entity: String,
+    /// What to do.
+    pub op: Op,
+    /// The ActiveModel's wire form.
+    pub model: WireModel,
+}
+
+/// What a forwarded write produced.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The saved model (insert, update, save), every column `Unchanged`.
+    Model(WireModel),
+    /// Rows removed by a delete.
+    Deleted {
+        /// `DeleteResult::rows_affected`.
+        rows_affected: u64,
+    },
+}
+
+/// The primary's answer to a successful write.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WriteResponse {
+    /// [`WIRE_VERSION`].
+    pub v: u32,
+    /// The primary's LiteFS TXID after the commit (0 when standalone).
+    pub txid: u64,
+    /// The result.
+    pub outcome: Outcome,
+}
+
+/// Why the primary refused or failed a request; sent with a 4xx or 5xx status.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Missing, stale, replayed or wrong signature (401).
+    Unauthorized,
+    /// Not JSON, wrong version, or a model that does not match its entity (400).
+    BadRequest,
+    /// No replicated entity of that name is registered (404).
+    UnknownEntity,
+    /// The body is over the limit (413).
+    TooLarge,
+    /// This node is not the primary (409): the write was not applied.
+    NotPrimary,
+    /// The database refused the write (422): nothing was committed.
+    Rejected,
+    /// The write failed on the primary for another reason (500): nothing was committed.
+    Internal,
+}
+
+/// The body of every error answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// [`WIRE_VERSION`].
+    pub v: u32,
+    /// What went wrong.
+    pub code: ErrorCode,
+    /// A sentence for people.
+    pub message: String,
+    /// For [`ErrorCode::Rejected`]: the database's error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db: Option<crate::error::DbFailure>,
+    /// For [`ErrorCode::NotPrimary`]: the primary this node knows of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary: Option<String>,
+}
