@@ -25,6 +25,21 @@ pub trait WireType: Into<Value> + ValueType + Clone {}
 
 impl<T: Into<Value> + ValueType + Clone> WireType for T {}
 
+/// Converts a wire value to the field's type.
+///
+/// JSON cannot tell `Value::Json(Some(null))` from `Value::Json(None)`, so a JSON `null`
+/// arrives as the latter; a non-optional JSON field takes it back as `null`.
+fn convert<T: WireType>(v: Value) -> Option<T> {
+    let json_null = matches!(v, Value::Json(None));
+    match T::try_from(v) {
+        Ok(t) => Some(t),
+        Err(_) if json_null => {
+            T::try_from(Value::Json(Some(Box::new(serde_json::Value::Null)))).ok()
+        }
+        Err(_) => None,
+    }
+}
+
 /// The state of one column in a [`WireModel`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum FieldState {
@@ -96,10 +111,8 @@ impl WireModel {
         };
         Ok(match self.0.remove(column) {
             None => ActiveValue::NotSet,
-            Some(FieldState::Set(v)) => ActiveValue::Set(T::try_from(v).map_err(|_| wrong())?),
-            Some(FieldState::Unchanged(v)) => {
-                ActiveValue::Unchanged(T::try_from(v).map_err(|_| wrong())?)
-            }
+            Some(FieldState::Set(v)) => ActiveValue::Set(convert(v).ok_or_else(wrong)?),
+            Some(FieldState::Unchanged(v)) => ActiveValue::Unchanged(convert(v).ok_or_else(wrong)?),
         })
     }
 
@@ -221,4 +234,37 @@ pub struct ErrorBody {
     /// For [`ErrorCode::NotPrimary`]: the primary this node knows of.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub primary: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::ActiveValue::Set;
+
+    fn round_trip(w: &WireModel) -> WireModel {
+        serde_json::from_str(&serde_json::to_string(w).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_json_null_survives_the_trip() {
+        let mut w = WireModel::default();
+        w.put("doc", &Set(serde_json::Value::Null));
+        let mut back = round_trip(&w);
+        assert_eq!(back.take::<serde_json::Value>("doc").unwrap(), Set(serde_json::Value::Null));
+    }
+
+    #[test]
+    fn a_value_of_another_type_names_the_column() {
+        let mut w = WireModel::default();
+        w.put("n", &Set("text".to_owned()));
+        let err = round_trip(&w).take::<i32>("n").unwrap_err();
+        assert!(matches!(err, WireError::WrongType { ref column, .. } if column == "n"));
+    }
+
+    #[test]
+    fn a_leftover_column_is_unknown() {
+        let mut w = WireModel::default();
+        w.put("extra", &Set(1i32));
+        assert_eq!(w.finish(), Err(WireError::UnknownColumn("extra".into())));
+    }
 }

@@ -1,0 +1,20 @@
+use litefs_orm::Replicated;
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel, Replicated)]
+#[sea_orm(table_name = "post")]
+#[litefs(name = 1, rename = "x")]
+#[litefs(name = "b", other)]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i32,
+    #[litefs(skip)]
+    pub title: String,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
+
+fn main() {}
