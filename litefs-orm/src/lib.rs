@@ -2,17 +2,42 @@
 //! caller returns once its own replica has the write.
 #![doc = include_str!("../README.md")]
 
+pub mod auth;
+pub mod client;
+mod config;
+mod db;
 pub mod error;
+mod executor;
 pub mod litefs;
+mod ops;
+pub mod position;
+mod registry;
 mod replicated;
+pub mod role;
+mod server;
+mod sql;
 pub mod wire;
 
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use config::{Config, RPC_PATH};
+pub use db::ReplicatedDb;
 pub use error::{DbFailure, DbFailureKind, Error, Result};
+pub use ops::{ModelOf, ReplicatedActiveModel};
+pub use registry::Registry;
 pub use replicated::Replicated;
+pub use role::Role;
+pub use server::router;
 
 /// `#[derive(Replicated)]`: see the [`Replicated`] trait.
 #[cfg(feature = "macros")]
 pub use litefs_orm_macros::Replicated;
+
+/// Everything an app using litefs-orm usually needs.
+pub mod prelude {
+    pub use crate::{Config, Error, Registry, Replicated, ReplicatedActiveModel, ReplicatedDb, Role};
+}
 
 #[doc(hidden)]
 pub mod __private {

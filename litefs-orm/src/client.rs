@@ -1,0 +1,120 @@
+//! Sends forwarded writes to the primary: the [`Transport`] trait and its HTTP implementation.
+
+use std::time::Duration;
+
+use crate::auth;
+use crate::config::RPC_PATH;
+use crate::error::{Error, Result};
+use crate::ops::BoxFut;
+use crate::wire::{ErrorBody, ErrorCode, WriteRequest, WriteResponse};
+
+/// Carries a [`WriteRequest`] to the primary at `url` and brings back its answer within
+/// `timeout`. The network boundary, so tests and decorators can stand in for HTTP.
+pub trait Transport: Send + Sync + 'static {
+    /// Sends one request.
+    fn send<'a>(
+        &'a self,
+        url: &'a str,
+        request: &'a WriteRequest,
+        timeout: Duration,
+    ) -> BoxFut<'a, Result<WriteResponse>>;
+}
+
+/// The HTTP transport: keep-alive connections, signed requests, a deadline per call.
+#[derive(Clone, Debug)]
+pub struct HttpTransport {
+    client: reqwest::Client,
+    secret: Vec<u8>,
+}
+
+impl HttpTransport {
+    /// A transport signing with `secret`.
+    pub fn new(secret: &str) -> Result<Self> {
+        let client = reqwest::Client::builder()
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| Error::Config(format!("building the HTTP client: {e}")))?;
+        Ok(HttpTransport {
+            client,
+            secret: secret.as_bytes().to_vec(),
+        })
+    }
+
+    async fn post(&self, url: &str, request: &WriteRequest, timeout: Duration) -> Result<WriteResponse> {
+        let body = serde_json::to_vec(request).map_err(|e| Error::Protocol(e.to_string()))?;
+        let sig = auth::sign(&self.secret, RPC_PATH, &body);
+        let sent = self
+            .client
+            .post(url)
+            .timeout(timeout)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(auth::TIMESTAMP_HEADER, sig.timestamp_ms.to_string())
+            .header(auth::NONCE_HEADER, &sig.nonce)
+            .header(auth::SIGNATURE_HEADER, &sig.signature)
+            .body(body)
+            .send()
+            .await;
+        let response = sent.map_err(|e| transport_error(url, &e))?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|e| transport_error(url, &e))?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes)
+                .map_err(|e| Error::Protocol(format!("unreadable answer from {url}: {e}")));
+        }
+        let Ok(err) = serde_json::from_slice::<ErrorBody>(&bytes) else {
+            return Err(Error::Protocol(format!(
+                "{url} answered {status}: {}",
+                String::from_utf8_lossy(&bytes).chars().take(200).collect::<String>()
+            )));
+        };
+        Err(error_from_body(err))
+    }
+}
+
+impl Transport for HttpTransport {
+    fn send<'a>(
+        &'a self,
+        url: &'a str,
+        request: &'a WriteRequest,
+        timeout: Duration,
+    ) -> BoxFut<'a, Result<WriteResponse>> {
+        Box::pin(self.post(url, request, timeout))
+    }
+}
+
+fn transport_error(url: &str, e: &reqwest::Error) -> Error {
+    // A failed connect never reached the primary; anything later might have.
+    let maybe_committed = !(e.is_connect() || e.is_builder());
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    Error::Transport {
+        url: url.to_owned(),
+        message,
+        maybe_committed,
+    }
+}
+
+/// Turns the primary's error answer into the caller's typed error.
+pub(crate) fn error_from_body(body: ErrorBody) -> Error {
+    match body.code {
+        ErrorCode::Unauthorized => Error::Unauthorized(body.message),
+        ErrorCode::NotPrimary => Error::NotPrimary {
+            primary: body.primary,
+            hint: "the node asked is no longer the primary; the write was not applied".into(),
+        },
+        ErrorCode::UnknownEntity => Error::UnknownEntity(body.message),
+        ErrorCode::Rejected => match body.db {
+            Some(db) => Error::Rejected(db),
+            None => Error::Protocol(format!("rejected without a database error: {}", body.message)),
+        },
+        ErrorCode::BadRequest | ErrorCode::TooLarge | ErrorCode::Internal => {
+            Error::Protocol(format!("the primary refused the request ({:?}): {}", body.code, body.message))
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! Configuration of a node: from code, or from `LITEFS_ORM_*` environment variables.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+/// How a node finds its database, LiteFS, and the primary's RPC endpoint.
+///
+/// With no [`litefs_mount`](Config::litefs_mount) the node is **standalone**: one node on a
+/// plain SQLite file, every write local. That is the default, so local development needs
+/// no configuration at all.
+///
+/// | field | variable | default |
+/// |---|---|---|
+/// | [`database`](Config::database) | `LITEFS_ORM_DATABASE` | `app.db` |
+/// | [`litefs_mount`](Config::litefs_mount) | `LITEFS_ORM_MOUNT` | unset: standalone |
+/// | [`litefs_http`](Config::litefs_http) | `LITEFS_ORM_LITEFS_HTTP` | unset: role from `.primary` |
+/// | [`primary_url`](Config::primary_url) | `LITEFS_ORM_PRIMARY_URL` | `http://{primary}:8080` |
+/// | [`rpc_secret`](Config::rpc_secret) | `LITEFS_ORM_SECRET` | unset (required with a mount) |
+/// | [`write_timeout`](Config::write_timeout) | `LITEFS_ORM_WRITE_TIMEOUT_MS` | 10 000 |
+/// | [`replication_timeout`](Config::replication_timeout) | `LITEFS_ORM_REPLICATION_TIMEOUT_MS` | 5 000 |
+/// | [`primary_wait`](Config::primary_wait) | `LITEFS_ORM_PRIMARY_WAIT_MS` | 5 000 |
+/// | [`max_clock_skew`](Config::max_clock_skew) | `LITEFS_ORM_MAX_CLOCK_SKEW_MS` | 30 000 |
+/// | [`max_body_bytes`](Config::max_body_bytes) | `LITEFS_ORM_MAX_BODY_BYTES` | 1 048 576 |
+/// | [`read_connections`](Config::read_connections) | `LITEFS_ORM_READ_CONNECTIONS` | 4 |
+///
+/// ```
+/// use litefs_orm::Config;
+/// let standalone = Config::standalone("dev.db");
+/// assert!(standalone.litefs_mount.is_none());
+///
+/// let node = Config::litefs("/litefs", "app.db")
+///     .with_primary_url("http://{primary}.vm.myapp.internal:8080")
+///     .with_rpc_secret("a long random shared secret");
+/// assert_eq!(node.db_path(), std::path::Path::new("/litefs/app.db"));
+/// assert_eq!(node.primary_rpc_url("n1"), "http://n1.vm.myapp.internal:8080/litefs-orm/v1/write");
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Config {
+    /// Database file name inside the mount, or a path when standalone.
+    pub database: PathBuf,
+    /// LiteFS's FUSE mount directory (`fuse.dir`). Unset: standalone.
+    pub litefs_mount: Option<PathBuf>,
+    /// LiteFS's HTTP API base URL (e.g. `http://127.0.0.1:20202`): the role is read from
+    /// `/info` and followed on `/events`. Unset: the role is read from `.primary` and `.lag`.
+    pub litefs_http: Option<String>,
+    /// Template of the primary's base URL; `{primary}` is replaced by the hostname in
+    /// `.primary` (LiteFS's `lease.hostname`).
+    pub primary_url: String,
+    /// Shared secret that signs forwarded writes. Required with a mount; every node needs
+    /// the same one.
+    pub rpc_secret: Option<String>,
+    /// Deadline of a whole replicated write, forwarding and retries included (the
+    /// replication wait has its own).
+    pub write_timeout: Duration,
+    /// How long a forwarded write waits for the local replica to reach the primary's TXID.
+    pub replication_timeout: Duration,
+    /// How long a write waits for a primary when none is known.
+    pub primary_wait: Duration,
+    /// Largest accepted difference between a request's timestamp and this node's clock.
+    pub max_clock_skew: Duration,
+    /// Largest accepted forwarded-write body.
+    pub max_body_bytes: usize,
+    /// Connections of the local read pool.
+    pub read_connections: u32,
+}
+
+/// The path the RPC router serves forwarded writes on.
+pub const RPC_PATH: &str = "/litefs-orm/v1/write";
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            database: PathBuf::from("app.db"),
+            litefs_mount: None,
+            litefs_http: None,
+            primary_url: "http://{primary}:8080".to_owned(),
+            rpc_secret: None,
+            write_timeout: Duration::from_secs(10),
+            replication_timeout: Duration::from_secs(5),
+            primary_wait: Duration::from_secs(5),
+            max_clock_skew: Duration::from_secs(30),
+            max_body_bytes: 1 << 20,
+            read_connections: 4,
+        }
+    }
+}
+
+impl Config {
+    /// A standalone node on a plain SQLite file.
+    pub fn standalone(database: impl Into<PathBuf>) -> Self {
+        Config {
+            database: database.into(),
+            ..Config::default()
+        }
+    }
+
+    /// A node on a LiteFS mount.
+    pub fn litefs(mount: impl Into<PathBuf>, database: impl Into<PathBuf>) -> Self {
+        Config {
+            database: database.into(),
+            litefs_mount: Some(mount.into()),
+            ..Config::default()
+        }
+    }
+
+    /// Reads every `LITEFS_ORM_*` variable (see the table above); unset ones keep defaults.
+    pub fn from_env() -> Result<Self> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Like [`from_env`](Config::from_env), reading variables through `get`.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let mut c = Config::default();
+        let ms = |key: &str, slot: &mut Duration| -> Result<()> {
+            if let Some(v) = get(key) {
+                let n: u64 = v.trim().parse().map_err(|_| {
+                    Error::Config(format!("{key} must be a number of milliseconds, got {v:?}"))
+                })?;
+                *slot = Duration::from_millis(n);
+            }
+            Ok(())
+        };
+        ms("LITEFS_ORM_WRITE_TIMEOUT_MS", &mut c.write_timeout)?;
+        ms("LITEFS_ORM_REPLICATION_TIMEOUT_MS", &mut c.replication_timeout)?;
+        ms("LITEFS_ORM_PRIMARY_WAIT_MS", &mut c.primary_wait)?;
+        ms("LITEFS_ORM_MAX_CLOCK_SKEW_MS", &mut c.max_clock_skew)?;
+        let nonempty = |key: &str| get(key).filter(|v| !v.trim().is_empty());
+        if let Some(v) = nonempty("LITEFS_ORM_DATABASE") {
+            c.database = v.into();
+        }
+        c.litefs_mount = nonempty("LITEFS_ORM_MOUNT").map(PathBuf::from);
+        c.litefs_http = nonempty("LITEFS_ORM_LITEFS_HTTP");
+        if let Some(v) = nonempty("LITEFS_ORM_PRIMARY_URL") {
+            c.primary_url = v;
+        }
+        c.rpc_secret = nonempty("LITEFS_ORM_SECRET");
+        if let Some(v) = nonempty("LITEFS_ORM_MAX_BODY_BYTES") {
+            c.max_body_bytes = v.trim().parse().map_err(|_| {
+                Error::Config(format!("LITEFS_ORM_MAX_BODY_BYTES must be a byte count, got {v:?}"))
+            })?;
+        }
+        if let Some(v) = nonempty("LITEFS_ORM_READ_CONNECTIONS") {
+            c.read_connections = v.trim().parse().map_err(|_| {
+                Error::Config(format!("LITEFS_ORM_READ_CONNECTIONS must be a number, got {v:?}"))
+            })?;
+        }
+        Ok(c)
+    }
+
+    /// Sets [`litefs_http`](Config::litefs_http).
+    pub fn with_litefs_http(mut self, url: impl Into<String>) -> Self {
+        self.litefs_http = Some(url.into());
+        self
+    }
+
+    /// Sets [`primary_url`](Config::primary_url).
+    pub fn with_primary_url(mut self, template: impl Into<String>) -> Self {
+        self.primary_url = template.into();
+        self
+    }
+
+    /// Sets [`rpc_secret`](Config::rpc_secret).
+    pub fn with_rpc_secret(mut self, secret: impl Into<String>) -> Self {
+        self.rpc_secret = Some(secret.into());
+        self
+    }
+
+    /// Sets [`write_timeout`](Config::write_timeout).
+    pub fn with_write_timeout(mut self, d: Duration) -> Self {
+        self.write_timeout = d;
+        self
+    }
+
+    /// Sets [`replication_timeout`](Config::replication_timeout).
+    pub fn with_replication_timeout(mut self, d: Duration) -> Self {
+        self.replication_timeout = d;
+        self
+    }
+
+    /// Sets [`primary_wait`](Config::primary_wait).
+    pub fn with_primary_wait(mut self, d: Duration) -> Self {
+        self.primary_wait = d;
+        self
+    }
+
+    /// Sets [`max_body_bytes`](Config::max_body_bytes).
+    pub fn with_max_body_bytes(mut self, n: usize) -> Self {
+        self.max_body_bytes = n;
+        self
+    }
+
+    /// The database file: inside the mount when there is one.
+    pub fn db_path(&self) -> PathBuf {
+        match &self.litefs_mount {
+            Some(m) => m.join(&self.database),
+            None => self.database.clone(),
+        }
+    }
+
+    /// The URL forwarded writes are POSTed to for primary `hostname`.
+    pub fn primary_rpc_url(&self, hostname: &str) -> String {
+        let base = self.primary_url.replace("{primary}", hostname);
+        format!("{}{RPC_PATH}", base.trim_end_matches('/'))
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.litefs_mount.is_some() {
+            if self.rpc_secret.as_deref().is_none_or(|s| s.len() < 16) {
+                return Err(Error::Config(
+                    "a LiteFS node needs LITEFS_ORM_SECRET (at least 16 characters, the same on every node) to sign forwarded writes".into(),
+                ));
+            }
+            if !self.primary_url.contains("{primary}") {
+                return Err(Error::Config(format!(
+                    "LITEFS_ORM_PRIMARY_URL {:?} must contain {{primary}}",
+                    self.primary_url
+                )));
+            }
+        }
+        if self.read_connections == 0 {
+            return Err(Error::Config("read_connections must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn no_variables_means_standalone_defaults() {
+        let c = Config::from_lookup(lookup(&[])).unwrap();
+        assert!(c.litefs_mount.is_none());
+        assert_eq!(c.db_path(), PathBuf::from("app.db"));
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn variables_set_every_field() {
+        let c = Config::from_lookup(lookup(&[
+            ("LITEFS_ORM_MOUNT", "/litefs"),
+            ("LITEFS_ORM_DATABASE", "x.db"),
+            ("LITEFS_ORM_LITEFS_HTTP", "http://127.0.0.1:20202"),
+            ("LITEFS_ORM_PRIMARY_URL", "http://{primary}:9000"),
+            ("LITEFS_ORM_SECRET", "0123456789abcdef"),
+            ("LITEFS_ORM_WRITE_TIMEOUT_MS", "1500"),
+            ("LITEFS_ORM_MAX_BODY_BYTES", "2048"),
+        ]))
+        .unwrap();
+        assert_eq!(c.db_path(), PathBuf::from("/litefs/x.db"));
+        assert_eq!(c.write_timeout, Duration::from_millis(1500));
+        assert_eq!(c.max_body_bytes, 2048);
+        assert_eq!(c.primary_rpc_url("n2"), "http://n2:9000/litefs-orm/v1/write");
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn a_bad_number_names_the_variable() {
+        let err = Config::from_lookup(lookup(&[("LITEFS_ORM_WRITE_TIMEOUT_MS", "soon")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("LITEFS_ORM_WRITE_TIMEOUT_MS"), "{err}");
+    }
+
+    #[test]
+    fn a_mount_without_a_secret_is_refused() {
+        let err = Config::litefs("/litefs", "app.db").validate().unwrap_err();
+        assert!(err.to_string().contains("LITEFS_ORM_SECRET"), "{err}");
+    }
+}

@@ -1,0 +1,330 @@
+//! [`ReplicatedDb`]: the handle the app holds — local reads, replicated writes.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, ExecResult, QueryResult, Statement,
+    SqlxSqliteConnector,
+};
+
+use crate::auth::Verifier;
+use crate::client::{HttpTransport, Transport};
+use crate::config::Config;
+use crate::error::{Error, Result, is_replica_write_error};
+use crate::executor::{ExecError, in_transaction};
+use crate::ops::{Applied, ReplicatedActiveModel};
+use crate::position::PositionTracker;
+use crate::registry::Registry;
+use crate::role::{Role, RoleWatch};
+use crate::sql;
+use crate::wire::{Op, WIRE_VERSION, WriteRequest};
+
+/// The database handle an app holds: cheap to clone into Axum state.
+///
+/// Reads through it (`Entity::find().all(&db)`) are ordinary SeaORM reads on the local
+/// SQLite file — the LiteFS replica — through a read-only pool. Writes go through
+/// [`ReplicatedActiveModel`]'s methods, which run on the primary from any node. A plain
+/// SeaORM write through it runs on the primary or standalone, and on a replica fails with
+/// an error naming the replicated method, instead of SQLite's `disk I/O error`.
+///
+/// ```no_run
+/// # async fn run() -> litefs_orm::Result<()> {
+/// use litefs_orm::{Config, Registry, ReplicatedDb};
+/// let db = ReplicatedDb::connect(Config::from_env()?, Registry::new()).await?;
+/// println!("this node is {}", db.role());
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct ReplicatedDb {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    reader: DatabaseConnection,
+    writer: DatabaseConnection,
+    role: RoleWatch,
+    position: Option<PositionTracker>,
+    registry: Registry,
+    transport: Arc<dyn Transport>,
+    verifier: Verifier,
+}
+
+impl std::fmt::Debug for ReplicatedDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplicatedDb")
+            .field("database", &self.inner.config.db_path())
+            .field("role", &self.role())
+            .field("entities", &self.inner.registry)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Pause between attempts to reach a primary that is not answering.
+const RETRY_PAUSE: Duration = Duration::from_millis(50);
+
+impl ReplicatedDb {
+    /// Opens the database and starts following the node's role.
+    pub async fn connect(config: Config, registry: Registry) -> Result<Self> {
+        let transport = HttpTransport::new(config.rpc_secret.as_deref().unwrap_or_default())?;
+        Self::connect_with_transport(config, registry, Arc::new(transport)).await
+    }
+
+    /// Like [`connect`](ReplicatedDb::connect), sending forwarded writes through `transport`.
+    pub async fn connect_with_transport(
+        config: Config,
+        registry: Registry,
+        transport: Arc<dyn Transport>,
+    ) -> Result<Self> {
+        config.validate()?;
+        registry.check()?;
+        let (role, position) = match &config.litefs_mount {
+            None => (RoleWatch::standalone(), None),
+            Some(mount) => (
+                RoleWatch::litefs(mount.clone(), config.litefs_http.clone()).await,
+                Some(PositionTracker::new(&config.db_path())),
+            ),
+        };
+        let path = config.db_path();
+        let may_create = role.current().writes_locally();
+        if !may_create {
+            wait_for_file(&path, config.primary_wait + config.replication_timeout).await?;
+        }
+        let writer = open(&path, 1, false, may_create).await?;
+        let reader = open(&path, config.read_connections, true, false).await?;
+        let verifier = Verifier::new(config.rpc_secret.as_deref(), config.max_clock_skew);
+        Ok(ReplicatedDb {
+            inner: Arc::new(Inner {
+                config,
+                reader,
+                writer,
+                role,
+                position,
+                registry,
+                transport,
+                verifier,
+            }),
+        })
+    }
+
+    /// This node's role as last seen.
+    pub fn role(&self) -> Role {
+        self.inner.role.current()
+    }
+
+    /// The role watcher, to wait for role changes.
+    pub fn role_watch(&self) -> &RoleWatch {
+        &self.inner.role
+    }
+
+    /// The local read-only connection pool (the replica on a LiteFS replica).
+    pub fn reader(&self) -> &DatabaseConnection {
+        &self.inner.reader
+    }
+
+    /// The local LiteFS position (`None` when standalone).
+    pub fn local_position(&self) -> Option<crate::litefs::Pos> {
+        self.inner.position.as_ref().and_then(|p| p.read().ok())
+    }
+
+    /// The configuration this handle was opened with.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The registered entities.
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    pub(crate) fn writer(&self) -> &DatabaseConnection {
+        &self.inner.writer
+    }
+
+    pub(crate) fn position(&self) -> Option<&PositionTracker> {
+        self.inner.position.as_ref()
+    }
+
+    pub(crate) fn verifier(&self) -> &Verifier {
+        &self.inner.verifier
+    }
+
+    pub(crate) fn refresh_role(&self) {
+        self.inner.role.refresh();
+    }
+
+    /// Runs `op` where it must run: locally on the primary, forwarded from a replica.
+    pub(crate) async fn write<A: ReplicatedActiveModel>(&self, op: Op, model: A) -> Result<Applied<A>> {
+        if !self.inner.registry.contains(A::__name()) {
+            return Err(Error::UnknownEntity(A::__name().to_owned()));
+        }
+        let cfg = &self.inner.config;
+        let deadline = Instant::now() + cfg.write_timeout;
+        let remaining = || deadline.saturating_duration_since(Instant::now());
+        let mut last_error: Option<Error> = None;
+        loop {
+            if remaining().is_zero() {
+                return Err(last_error.unwrap_or(Error::NoPrimary { waited: cfg.write_timeout }));
+            }
+            let role = self.role();
+            let error = match &role {
+                Role::Standalone | Role::Primary => {
+                    let model = model.clone();
+                    let result = in_transaction(self.writer(), self.position(), move |txn| {
+                        Box::pin(async move { Ok(A::__apply(op, model, txn).await?) })
+                    })
+                    .await;
+                    match result {
+                        Ok((applied, _)) => return Ok(applied),
+                        Err(ExecError::NotPrimary) => ExecError::NotPrimary.into_error(None),
+                        Err(e) => return Err(e.into_error(None)),
+                    }
+                }
+                Role::Replica { primary } => match self.forward::<A>(op, &model, primary, remaining()).await {
+                    Ok(applied) => return Ok(applied),
+                    Err(e @ (Error::NotPrimary { .. } | Error::Transport { maybe_committed: false, .. })) => e,
+                    Err(e) => return Err(e),
+                },
+                Role::NoPrimary => {
+                    let wait = cfg.primary_wait.min(remaining());
+                    match self.inner.role.wait_for_primary(wait).await {
+                        Some(_) => continue,
+                        None => return Err(Error::NoPrimary { waited: wait }),
+                    }
+                }
+            };
+            // Not applied anywhere: re-read the role and try again while time remains.
+            tracing::debug!(error = %error, "replicated write not applied; retrying");
+            last_error = Some(error);
+            self.refresh_role();
+            self.inner.role.changed_from(&role, RETRY_PAUSE.min(remaining())).await;
+        }
+    }
+
+    async fn forward<A: ReplicatedActiveModel>(
+        &self,
+        op: Op,
+        model: &A,
+        primary: &str,
+        timeout: Duration,
+    ) -> Result<Applied<A>> {
+        let request = WriteRequest {
+            v: WIRE_VERSION,
+            entity: A::__name().to_owned(),
+            op,
+            model: model.__to_wire(),
+        };
+        let url = self.inner.config.primary_rpc_url(primary);
+        let response = self.inner.transport.send(&url, &request, timeout).await?;
+        if response.v != WIRE_VERSION {
+            return Err(Error::Protocol(format!("answer of wire version {}", response.v)));
+        }
+        let applied = A::__from_outcome(op, response.outcome)
+            .map_err(|e| Error::Protocol(format!("answer does not match the entity: {e}")))?;
+        if let Some(position) = self.position() {
+            let wait = self.inner.config.replication_timeout;
+            if let Err(t) = position.wait_for(response.txid, wait).await {
+                return Err(Error::ReplicationTimeout {
+                    txid: response.txid,
+                    local: t.last.txid,
+                    waited: t.waited,
+                    committed: true,
+                });
+            }
+        }
+        Ok(applied)
+    }
+
+    fn route(&self, sql_text: &str) -> Result<&DatabaseConnection, DbErr> {
+        if sql::is_read(sql_text) {
+            return Ok(&self.inner.reader);
+        }
+        match self.role() {
+            Role::Standalone | Role::Primary => Ok(&self.inner.writer),
+            role => Err(replica_write_refused(&role)),
+        }
+    }
+
+    fn map_err(&self, e: DbErr) -> DbErr {
+        if is_replica_write_error(&e) {
+            self.refresh_role();
+            replica_write_refused(&self.role())
+        } else {
+            e
+        }
+    }
+}
+
+fn replica_write_refused(role: &Role) -> DbErr {
+    DbErr::Custom(format!(
+        "litefs-orm: this node is a {role}, and SQLite writes only run on the LiteFS primary; \
+         write through the ActiveModel's insert_replicated / update_replicated / save_replicated / \
+         delete_replicated (litefs_orm::ReplicatedActiveModel) so the write is forwarded to the primary"
+    ))
+}
+
+async fn wait_for_file(path: &Path, timeout: Duration) -> Result<()> {
+    let start = Instant::now();
+    while !path.exists() {
+        if start.elapsed() > timeout {
+            return Err(Error::Config(format!(
+                "{} does not exist on this replica after {timeout:?}: has the primary created it, and is LiteFS replicating?",
+                path.display()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+async fn open(path: &Path, connections: u32, read_only: bool, create: bool) -> Result<DatabaseConnection> {
+    let mut options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(create)
+        .busy_timeout(Duration::from_secs(5));
+    if read_only {
+        // Writes on this pool fail inside SQLite, whatever the node's role.
+        options = options.pragma("query_only", "ON");
+    }
+    let pool = SqlitePoolOptions::new()
+        .max_connections(connections)
+        .min_connections(0)
+        .connect_with(options)
+        .await
+        .map_err(|e| Error::Database(DbErr::Conn(sea_orm::RuntimeErr::SqlxError(Arc::new(e)))))?;
+    Ok(SqlxSqliteConnector::from_sqlx_sqlite_pool(pool))
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for ReplicatedDb {
+    fn get_database_backend(&self) -> DbBackend {
+        DbBackend::Sqlite
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        let conn = self.route(&stmt.sql)?;
+        conn.execute_raw(stmt).await.map_err(|e| self.map_err(e))
+    }
+
+    async fn execute_unprepared(&self, sql_text: &str) -> Result<ExecResult, DbErr> {
+        let conn = self.route(sql_text)?;
+        conn.execute_unprepared(sql_text).await.map_err(|e| self.map_err(e))
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        let conn = self.route(&stmt.sql)?;
+        conn.query_one_raw(stmt).await.map_err(|e| self.map_err(e))
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        let conn = self.route(&stmt.sql)?;
+        conn.query_all_raw(stmt).await.map_err(|e| self.map_err(e))
+    }
+
+    fn support_returning(&self) -> bool {
+        self.inner.reader.support_returning()
+    }
+}

@@ -1,0 +1,93 @@
+//! Runs a write on the primary in one transaction and learns the TXID that will hold it.
+//!
+//! The TXID is read from `-pos` while the transaction still holds SQLite's write lock, after
+//! the write: no other commit can land between that read and ours, so our commit is the
+//! next transaction, `read + 1`. LiteFS numbers every commit that way, so a replica that
+//! reaches that TXID has the write — without reading `-pos` again after the commit.
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, Statement, TransactionTrait};
+
+use crate::error::{DbFailure, is_replica_write_error};
+use crate::ops::BoxFut;
+use crate::position::PositionTracker;
+use crate::wire::WireError;
+
+/// Why a write failed on this node.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ExecError {
+    /// The wire form does not match the entity.
+    #[error("{0}")]
+    Wire(WireError),
+    /// SQLite refused the write the way LiteFS makes it refuse on a replica.
+    #[error("this node's database is read-only: it is not the LiteFS primary")]
+    NotPrimary,
+    /// The database refused or failed the write; nothing was committed.
+    #[error("{0}")]
+    Db(DbErr),
+    /// Committed, but `-pos` could not be read.
+    #[error("reading the LiteFS position: {0}")]
+    Position(std::io::Error),
+}
+
+impl From<DbErr> for ExecError {
+    fn from(e: DbErr) -> Self {
+        if is_replica_write_error(&e) {
+            ExecError::NotPrimary
+        } else {
+            ExecError::Db(e)
+        }
+    }
+}
+
+impl ExecError {
+    pub(crate) fn into_error(self, primary: Option<String>) -> crate::Error {
+        match self {
+            ExecError::Wire(e) => crate::Error::Protocol(e.to_string()),
+            ExecError::NotPrimary => crate::Error::NotPrimary {
+                primary,
+                hint: "the write was not applied; it will be forwarded once the role is known".into(),
+            },
+            ExecError::Db(e) => crate::Error::Rejected(DbFailure::from(&e)),
+            ExecError::Position(e) => crate::Error::LiteFs {
+                path: "-pos".into(),
+                source: e,
+            },
+        }
+    }
+}
+
+/// Runs `work` in a transaction on `writer`; returns its value and the TXID holding it
+/// (0 without LiteFS).
+pub(crate) async fn in_transaction<T, F>(
+    writer: &DatabaseConnection,
+    position: Option<&PositionTracker>,
+    work: F,
+) -> Result<(T, u64), ExecError>
+where
+    F: for<'t> FnOnce(&'t DatabaseTransaction) -> BoxFut<'t, Result<T, ExecError>>,
+{
+    let txn = writer.begin().await?;
+    let Some(position) = position else {
+        let value = work(&txn).await?;
+        txn.commit().await?;
+        return Ok((value, 0));
+    };
+    let before = total_changes(&txn).await?;
+    let value = work(&txn).await?;
+    let wrote = total_changes(&txn).await? != before;
+    // Under the write lock when `wrote`: see the module docs.
+    let pos = position.read().map_err(ExecError::Position)?;
+    txn.commit().await?;
+    Ok((value, if wrote { pos.txid + 1 } else { pos.txid }))
+}
+
+async fn total_changes(txn: &DatabaseTransaction) -> Result<i64, DbErr> {
+    let row = txn
+        .query_one_raw(Statement::from_string(
+            sea_orm::DbBackend::Sqlite,
+            "SELECT total_changes()",
+        ))
+        .await?
+        .ok_or_else(|| DbErr::Custom("total_changes() returned no row".into()))?;
+    row.try_get_by_index(0)
+}
