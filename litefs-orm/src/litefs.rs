@@ -82,13 +82,13 @@ impl fmt::Display for Pos {
 
 /// Milliseconds since the last contact with the primary, as `.lag` shows it.
 ///
-/// LiteFS writes `+0000000000` on the primary and `+2147483647` on a replica that has
+/// LiteFS writes `+000000000` on the primary and `+2147483647` on a replica that has
 /// never synced.
 ///
 /// ```
 /// use litefs_orm::litefs::{format_lag, parse_lag};
-/// assert_eq!(parse_lag("+0000000012\n").unwrap(), 12);
-/// assert_eq!(format_lag(12), "+0000000012\n");
+/// assert_eq!(parse_lag("+000000012\n").unwrap(), 12);
+/// assert_eq!(format_lag(12), "+000000012\n");
 /// ```
 pub fn parse_lag(s: &str) -> Result<i64, FormatError> {
     let t = s.strip_suffix('\n').unwrap_or(s);
@@ -100,7 +100,7 @@ pub fn parse_lag(s: &str) -> Result<i64, FormatError> {
 
 /// Formats milliseconds of lag the way LiteFS writes `.lag` (`%+010d\n`).
 pub fn format_lag(ms: i64) -> String {
-    format!("{ms:+011}\n")
+    format!("{ms:+010}\n")
 }
 
 /// Paths of the LiteFS files of one database in a mount.
@@ -180,7 +180,11 @@ pub fn lag_duration(ms: i64) -> Duration {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeInfo {
     /// Cluster ID (absent before the node joined a cluster).
-    #[serde(rename = "clusterID", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "clusterID",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub cluster_id: String,
     /// True when this node holds the primary lease.
     #[serde(rename = "isPrimary")]
@@ -242,12 +246,22 @@ mod tests {
     #[test]
     fn pos_parses_the_documented_example() {
         let pos: Pos = "0000000000000130/ce552e44f23fbbdd\n".parse().unwrap();
-        assert_eq!(pos, Pos { txid: 0x130, checksum: 0xce552e44f23fbbdd });
+        assert_eq!(
+            pos,
+            Pos {
+                txid: 0x130,
+                checksum: 0xce552e44f23fbbdd
+            }
+        );
     }
 
     #[test]
     fn pos_formats_to_exactly_34_bytes() {
-        let s = Pos { txid: 1, checksum: u64::MAX }.to_string();
+        let s = Pos {
+            txid: 1,
+            checksum: u64::MAX,
+        }
+        .to_string();
         assert_eq!(s.len(), POS_LEN);
         assert_eq!(s, "0000000000000001/ffffffffffffffff\n");
     }
@@ -271,7 +285,7 @@ mod tests {
         let s = format_lag(LAG_NEVER_SYNCED_MS);
         assert_eq!(s, "+2147483647\n");
         assert_eq!(parse_lag(&s).unwrap(), LAG_NEVER_SYNCED_MS);
-        assert_eq!(format_lag(0), "+0000000000\n");
+        assert_eq!(format_lag(0), "+000000000\n");
     }
 
     #[test]
