@@ -45,7 +45,9 @@ pub enum Error {
     #[error("the primary's database refused the write: {0}")]
     Rejected(DbFailure),
     /// The write was committed on the primary, but this replica did not reach its position in time.
-    #[error("the write was committed on the primary at txid {txid}, but this replica is still at txid {local} after {waited:?}; it will appear once replication catches up")]
+    #[error(
+        "the write was committed on the primary at txid {txid}, but this replica is still at txid {local} after {waited:?}; it will appear once replication catches up"
+    )]
     ReplicationTimeout {
         /// The primary's TXID after the commit.
         txid: u64,
@@ -57,10 +59,14 @@ pub enum Error {
         committed: bool,
     },
     /// The primary refused the request's authentication (or this node refused the caller's).
-    #[error("authentication failed: {0}; check that every node has the same RPC secret and a synchronized clock")]
+    #[error(
+        "authentication failed: {0}; check that every node has the same RPC secret and a synchronized clock"
+    )]
     Unauthorized(String),
     /// The primary does not know the entity: register it with its router.
-    #[error("the primary has no replicated entity `{0}`; register it with `Registry::entity` on every node")]
+    #[error(
+        "the primary has no replicated entity `{0}`; register it with `Registry::entity` on every node"
+    )]
     UnknownEntity(String),
     /// A request or answer did not follow the wire protocol.
     #[error("protocol error: {0}")]
@@ -80,17 +86,53 @@ pub enum Error {
     /// The configuration is incomplete or invalid.
     #[error("configuration: {0}")]
     Config(String),
+    /// A replica waited for the primary's migrations to replicate, and some had not
+    /// arrived by the deadline. Nothing was written on this node.
+    #[error("the schema on this replica still lacks {} migration(s) ({}) after waiting {waited:.1?}; migrations run on the primary{}: check that it ran them and that LiteFS is replicating", pending.len(), pending.join(", "), primary.as_deref().map(|p| format!(" ({p})")).unwrap_or_else(|| ", and no primary is known".into()))]
+    SchemaWaitTimeout {
+        /// How long the replica waited.
+        waited: Duration,
+        /// The migrations of the binary still missing, oldest first.
+        pending: Vec<String>,
+        /// The primary, when known.
+        primary: Option<String>,
+    },
+    /// A migration command failed on this node's database (the primary, or standalone).
+    /// Migrations that completed before the failure stay applied.
+    #[error("migration `{command}` failed on {database}: {source}")]
+    MigrationFailed {
+        /// The command (`up`, `down`, `fresh`, `refresh`, `reset`).
+        command: &'static str,
+        /// The database file.
+        database: String,
+        /// The database's error.
+        #[source]
+        source: DbErr,
+    },
 }
 
 impl Error {
     /// True when the write is known to be durable on the primary.
     pub fn is_committed(&self) -> bool {
-        matches!(self, Error::ReplicationTimeout { committed: true, .. })
+        matches!(
+            self,
+            Error::ReplicationTimeout {
+                committed: true,
+                ..
+            }
+        )
     }
 
     /// True when the write may have been committed (committed, or unknown after a lost answer).
     pub fn may_be_committed(&self) -> bool {
-        self.is_committed() || matches!(self, Error::Transport { maybe_committed: true, .. })
+        self.is_committed()
+            || matches!(
+                self,
+                Error::Transport {
+                    maybe_committed: true,
+                    ..
+                }
+            )
     }
 
     /// The database failure when the primary refused the write.

@@ -6,6 +6,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use futures_util::FutureExt;
 
 use crate::auth::{self, Signature};
 use crate::config::RPC_PATH;
@@ -72,24 +73,41 @@ async fn handle(State(db): State<ReplicatedDb>, request: Request) -> Response {
     let Ok(bytes) = axum::body::to_bytes(Body::new(body), limit).await else {
         return too_large(limit);
     };
-    let verified = signature(&parts.headers)
-        .and_then(|sig| db.verifier().verify(&sig, RPC_PATH, &bytes));
+    let verified =
+        signature(&parts.headers).and_then(|sig| db.verifier().verify(&sig, RPC_PATH, &bytes));
     if let Err(e) = verified {
-        return refuse(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, e.to_string());
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthorized,
+            e.to_string(),
+        );
     }
     let request: WriteRequest = match serde_json::from_slice(&bytes) {
         Ok(r) => r,
-        Err(e) => return refuse(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, format!("malformed request: {e}")),
+        Err(e) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadRequest,
+                format!("malformed request: {e}"),
+            );
+        }
     };
     if request.v != WIRE_VERSION {
         return refuse(
             StatusCode::BAD_REQUEST,
             ErrorCode::BadRequest,
-            format!("wire version {} is not supported; this node speaks {WIRE_VERSION}", request.v),
+            format!(
+                "wire version {} is not supported; this node speaks {WIRE_VERSION}",
+                request.v
+            ),
         );
     }
     let Some(handler) = db.registry().get(&request.entity).cloned() else {
-        return refuse(StatusCode::NOT_FOUND, ErrorCode::UnknownEntity, request.entity);
+        return refuse(
+            StatusCode::NOT_FOUND,
+            ErrorCode::UnknownEntity,
+            request.entity,
+        );
     };
     let role = db.role();
     if !role.writes_locally() {
@@ -97,17 +115,34 @@ async fn handle(State(db): State<ReplicatedDb>, request: Request) -> Response {
     }
     let op = request.op;
     let model = request.model;
-    let result = in_transaction(db.writer(), db.position(), move |txn| {
+    let work = in_transaction(db.writer(), db.position(), move |txn| {
         Box::pin(async move { handler.run(op, model, txn).await })
-    })
-    .await;
+    });
+    // A panic (in a hook, say) drops the transaction, which rolls it back: say so, rather
+    // than closing the connection and leaving the caller unsure.
+    let Ok(result) = std::panic::AssertUnwindSafe(work).catch_unwind().await else {
+        return refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
+            "the write panicked on the primary and was rolled back",
+        );
+    };
     match result {
-        Ok((outcome, txid)) => axum::Json(WriteResponse { v: WIRE_VERSION, txid, outcome }).into_response(),
+        Ok((outcome, txid)) => axum::Json(WriteResponse {
+            v: WIRE_VERSION,
+            txid,
+            outcome,
+        })
+        .into_response(),
         Err(ExecError::NotPrimary) => {
             db.refresh_role();
             not_primary(None)
         }
-        Err(ExecError::Wire(e)) => refuse(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, e.to_string()),
+        Err(ExecError::Wire(e)) => refuse(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadRequest,
+            e.to_string(),
+        ),
         Err(ExecError::Db(e)) => {
             let failure = DbFailure::from(&e);
             let body = ErrorBody {
@@ -120,8 +155,12 @@ async fn handle(State(db): State<ReplicatedDb>, request: Request) -> Response {
             (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(body)).into_response()
         }
         Err(e @ ExecError::Position(_)) => {
-            tracing::error!(error = %e, "committed a forwarded write but cannot read the LiteFS position");
-            refuse(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, e.to_string())
+            tracing::error!(error = %e, "cannot read the LiteFS position; the write was rolled back");
+            refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::Internal,
+                e.to_string(),
+            )
         }
     }
 }

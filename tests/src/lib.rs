@@ -1,1 +1,158 @@
-//! placeholder
+//! Shared support for the workspace's integration tests: entities, and clusters of real
+//! `ReplicatedDb` nodes serving their routers over loopback HTTP on the LiteFS stand-in.
+
+pub mod entities;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use litefs_orm::testkit::{Cluster, ClusterOptions};
+use litefs_orm::{Config, Registry, ReplicatedDb};
+use sea_orm::ConnectionTrait;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// The shared RPC secret of test clusters.
+pub const SECRET: &str = "test secret, 32 bytes or so long";
+
+/// The registry every test node uses.
+pub fn registry() -> Registry {
+    Registry::new()
+        .entity::<entities::post::Entity>()
+        .entity::<entities::kitchen::Entity>()
+}
+
+/// One node: its handle and the address its router listens on.
+pub struct Node {
+    /// The app's database handle on this node.
+    pub db: ReplicatedDb,
+    /// Where this node's RPC router listens.
+    pub addr: SocketAddr,
+    server: JoinHandle<()>,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// A LiteFS stand-in cluster with a `ReplicatedDb` and a router per node.
+pub struct TestCluster {
+    /// The stand-in.
+    pub litefs: Cluster,
+    /// The nodes, in cluster order; node 0 starts as primary.
+    pub nodes: Vec<Node>,
+}
+
+/// How to start a [`TestCluster`].
+#[derive(Clone, Debug)]
+pub struct Setup {
+    /// Number of nodes.
+    pub nodes: usize,
+    /// Follow the role over LiteFS's HTTP API (else from `.primary`/`.lag`).
+    pub http_api: bool,
+    /// Replication wait deadline of every node.
+    pub replication_timeout: Duration,
+    /// Wait for a primary.
+    pub primary_wait: Duration,
+    /// Whole-write deadline.
+    pub write_timeout: Duration,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            nodes: 3,
+            http_api: true,
+            replication_timeout: Duration::from_secs(5),
+            primary_wait: Duration::from_secs(2),
+            write_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl TestCluster {
+    /// A primary and two replicas, following roles over LiteFS's HTTP API.
+    pub async fn start() -> TestCluster {
+        Self::start_with(Setup::default()).await
+    }
+
+    /// A cluster as `setup` says, with the test schema created on the primary and
+    /// replicated everywhere.
+    pub async fn start_with(setup: Setup) -> TestCluster {
+        let mut listeners = Vec::new();
+        for _ in 0..setup.nodes {
+            listeners.push(TcpListener::bind("127.0.0.1:0").await.unwrap());
+        }
+        // A node's LiteFS hostname is its router's address, so the URL template is plain.
+        let hostnames: Vec<String> = listeners
+            .iter()
+            .map(|l| l.local_addr().unwrap().to_string())
+            .collect();
+        let litefs = Cluster::start(
+            ClusterOptions::default()
+                .nodes(setup.nodes)
+                .hostnames(hostnames)
+                .http_api(setup.http_api),
+        )
+        .await
+        .expect("start the LiteFS stand-in");
+        let mut nodes = Vec::new();
+        for (i, listener) in listeners.into_iter().enumerate() {
+            let mut config = Config::litefs(litefs.mount(i), "app.db")
+                .with_primary_url("http://{primary}")
+                .with_rpc_secret(SECRET)
+                .with_replication_timeout(setup.replication_timeout)
+                .with_primary_wait(setup.primary_wait)
+                .with_write_timeout(setup.write_timeout);
+            if setup.http_api {
+                let addr = litefs.http_addr(i).expect("stand-in HTTP API");
+                config = config.with_litefs_http(format!("http://{addr}"));
+            }
+            if i == 0 {
+                let db = ReplicatedDb::connect(config.clone(), registry())
+                    .await
+                    .unwrap();
+                for schema in [
+                    entities::post::SCHEMA,
+                    entities::kitchen::SCHEMA,
+                    entities::secret::SCHEMA,
+                ] {
+                    db.execute_unprepared(schema).await.unwrap();
+                }
+                drop(db);
+                litefs.sync().await.expect("replicate the schema");
+            }
+            let db = ReplicatedDb::connect(config, registry()).await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let app = litefs_orm::router(db.clone());
+            let server = tokio::spawn(async move {
+                axum::serve(listener, app).await.unwrap();
+            });
+            nodes.push(Node { db, addr, server });
+        }
+        TestCluster { litefs, nodes }
+    }
+
+    /// Node `i`'s handle.
+    pub fn db(&self, i: usize) -> &ReplicatedDb {
+        &self.nodes[i].db
+    }
+
+    /// Node `i`'s RPC URL.
+    pub fn rpc_url(&self, i: usize) -> String {
+        format!("http://{}{}", self.nodes[i].addr, litefs_orm::RPC_PATH)
+    }
+}
+
+/// A standalone node on a plain SQLite file in `dir`, with the test schema.
+pub async fn standalone(dir: &std::path::Path) -> ReplicatedDb {
+    let db = ReplicatedDb::connect(Config::standalone(dir.join("app.db")), registry())
+        .await
+        .unwrap();
+    for schema in [entities::post::SCHEMA, entities::kitchen::SCHEMA] {
+        db.execute_unprepared(schema).await.unwrap();
+    }
+    db
+}

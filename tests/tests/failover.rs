@@ -1,0 +1,144 @@
+//! No primary, paused replication and a primary switch: bounded waits and typed errors.
+
+use std::time::Duration;
+
+use litefs_orm::{Error, ReplicatedActiveModel, Role};
+use litefs_orm_tests::entities::post;
+use litefs_orm_tests::{Setup, TestCluster};
+use sea_orm::ActiveValue::Set;
+use sea_orm::EntityTrait;
+
+fn new_post(title: &str) -> post::ActiveModel {
+    post::ActiveModel {
+        title: Set(title.to_owned()),
+        body: Set("b".into()),
+        ..Default::default()
+    }
+}
+
+async fn wait_role(c: &TestCluster, node: usize, want: impl Fn(&Role) -> bool) {
+    for _ in 0..200 {
+        if want(&c.db(node).role()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("node {node} stayed {}", c.db(node).role());
+}
+
+#[tokio::test]
+async fn with_no_primary_a_write_waits_a_bounded_time_then_fails_typed() {
+    let c = TestCluster::start_with(Setup {
+        primary_wait: Duration::from_millis(300),
+        ..Setup::default()
+    })
+    .await;
+    c.litefs.lose_primary().await;
+    wait_role(&c, 1, |r| *r == Role::NoPrimary).await;
+    let started = std::time::Instant::now();
+    let err = new_post("orphan")
+        .insert_replicated(c.db(1))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NoPrimary { .. }), "{err:?}");
+    assert!(!err.may_be_committed());
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn paused_replication_times_out_with_the_write_committed_on_the_primary() {
+    let c = TestCluster::start_with(Setup {
+        replication_timeout: Duration::from_millis(300),
+        ..Setup::default()
+    })
+    .await;
+    c.litefs.pause_replication();
+    let err = new_post("stuck")
+        .insert_replicated(c.db(1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::ReplicationTimeout {
+                committed: true,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.is_committed());
+    let on_primary = post::Entity::find().all(c.db(0)).await.unwrap();
+    assert_eq!(on_primary.len(), 1);
+    c.litefs.resume_replication();
+    c.litefs.sync().await.unwrap();
+    assert_eq!(post::Entity::find().all(c.db(1)).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn after_a_primary_switch_writes_go_to_the_new_primary() {
+    let c = TestCluster::start().await;
+    new_post("before").insert_replicated(c.db(2)).await.unwrap();
+    c.litefs.sync().await.unwrap();
+    c.litefs.switch_primary(1).await;
+    wait_role(&c, 1, |r| *r == Role::Primary).await;
+    wait_role(&c, 2, |r| r.primary() == Some(c.litefs.hostname(1))).await;
+    let saved = new_post("after").insert_replicated(c.db(2)).await.unwrap();
+    let on_new_primary = post::Entity::find_by_id(saved.id)
+        .one(c.db(1))
+        .await
+        .unwrap();
+    assert_eq!(on_new_primary, Some(saved));
+}
+
+#[tokio::test]
+async fn the_old_primary_forwards_after_it_becomes_a_replica() {
+    let c = TestCluster::start().await;
+    c.litefs.switch_primary(2).await;
+    wait_role(&c, 0, |r| r.primary().is_some()).await;
+    let saved = new_post("from the old primary")
+        .insert_replicated(c.db(0))
+        .await
+        .unwrap();
+    let local = post::Entity::find_by_id(saved.id)
+        .one(c.db(0))
+        .await
+        .unwrap();
+    assert_eq!(local, Some(saved));
+}
+
+#[tokio::test]
+async fn roles_follow_the_primary_file_without_the_http_api() {
+    let c = TestCluster::start_with(Setup {
+        http_api: false,
+        ..Setup::default()
+    })
+    .await;
+    assert_eq!(c.db(0).role(), Role::Primary);
+    assert_eq!(c.db(1).role().primary(), Some(c.litefs.hostname(0)));
+    let saved = new_post("file roles")
+        .insert_replicated(c.db(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        post::Entity::find_by_id(saved.id)
+            .one(c.db(1))
+            .await
+            .unwrap(),
+        Some(saved)
+    );
+}
+
+#[tokio::test]
+async fn a_replica_that_lost_its_primary_is_not_taken_for_one() {
+    let c = TestCluster::start_with(Setup {
+        http_api: false,
+        ..Setup::default()
+    })
+    .await;
+    c.litefs.lose_primary().await;
+    wait_role(&c, 1, |r| *r == Role::NoPrimary).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(c.db(1).role(), Role::NoPrimary);
+    assert_ne!(c.db(0).role(), Role::Primary);
+}

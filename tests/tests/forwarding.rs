@@ -1,0 +1,222 @@
+//! Writes made on replicas are forwarded to the primary and read back on the same replica.
+
+use std::sync::atomic::Ordering;
+
+use litefs_orm::{DbFailureKind, Error, ReplicatedActiveModel, Role};
+use litefs_orm_tests::TestCluster;
+use litefs_orm_tests::entities::{post, secret};
+use sea_orm::ActiveValue::{NotSet, Set, Unchanged};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait};
+
+fn new_post(title: &str) -> post::ActiveModel {
+    post::ActiveModel {
+        title: Set(title.to_owned()),
+        body: Set(format!("body of {title}")),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn an_insert_from_a_replica_is_visible_on_that_replica_when_it_returns() {
+    let c = TestCluster::start().await;
+    assert!(matches!(c.db(1).role(), Role::Replica { .. }));
+    let saved = new_post("hello").insert_replicated(c.db(1)).await.unwrap();
+    let local = post::Entity::find_by_id(saved.id)
+        .one(c.db(1))
+        .await
+        .unwrap();
+    assert_eq!(local, Some(saved));
+}
+
+#[tokio::test]
+async fn an_update_from_a_replica_is_visible_on_that_replica_when_it_returns() {
+    let c = TestCluster::start().await;
+    let saved = new_post("draft").insert_replicated(c.db(2)).await.unwrap();
+    let mut edit: post::ActiveModel = saved.into();
+    edit.body = Set("final".into());
+    let updated = edit.update_replicated(c.db(2)).await.unwrap();
+    let local = post::Entity::find_by_id(updated.id)
+        .one(c.db(2))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(local.body, "final");
+}
+
+#[tokio::test]
+async fn a_save_from_a_replica_inserts_then_updates() {
+    let c = TestCluster::start().await;
+    let inserted = new_post("saved").save_replicated(c.db(1)).await.unwrap();
+    let id = *inserted.id.as_ref();
+    let mut edit = inserted;
+    edit.body = Set("saved again".into());
+    edit.save_replicated(c.db(1)).await.unwrap();
+    let local = post::Entity::find_by_id(id)
+        .one(c.db(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(local.body, "saved again");
+}
+
+#[tokio::test]
+async fn a_delete_from_a_replica_is_gone_on_that_replica_when_it_returns() {
+    let c = TestCluster::start().await;
+    let saved = new_post("doomed").insert_replicated(c.db(1)).await.unwrap();
+    let id = saved.id;
+    let am: post::ActiveModel = saved.into();
+    assert_eq!(am.delete_replicated(c.db(1)).await.unwrap(), 1);
+    assert_eq!(
+        post::Entity::find_by_id(id).one(c.db(1)).await.unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn behaviour_hooks_run_once_on_the_primary() {
+    let c = TestCluster::start().await;
+    let before = post::BEFORE_SAVE_CALLS.load(Ordering::SeqCst);
+    let saved = new_post("hooked").insert_replicated(c.db(1)).await.unwrap();
+    // `revision` is set by the hook: 1 means it ran once for the insert.
+    assert_eq!(saved.revision, 1);
+    assert!(post::BEFORE_SAVE_CALLS.load(Ordering::SeqCst) > before);
+}
+
+#[tokio::test]
+async fn an_error_from_a_hook_comes_back_as_a_custom_rejection() {
+    let c = TestCluster::start().await;
+    let err = new_post(" ").insert_replicated(c.db(1)).await.unwrap_err();
+    let failure = err.db_failure().expect("a database failure");
+    assert_eq!(failure.kind, DbFailureKind::Custom);
+    assert_eq!(failure.message, "a post needs a title");
+}
+
+#[tokio::test]
+async fn an_update_from_a_replica_leaves_unset_columns_untouched() {
+    let c = TestCluster::start().await;
+    let saved = new_post("columns")
+        .insert_replicated(c.db(1))
+        .await
+        .unwrap();
+    // Meanwhile the primary changes the body.
+    let mut on_primary: post::ActiveModel = saved.clone().into();
+    on_primary.body = Set("changed on the primary".into());
+    on_primary.update_replicated(c.db(0)).await.unwrap();
+    // The replica edits only the note of the (now stale) model it holds.
+    let mut edit: post::ActiveModel = saved.into();
+    edit.note = Set(Some("a note".into()));
+    let updated = edit.update_replicated(c.db(1)).await.unwrap();
+    assert_eq!(updated.body, "changed on the primary");
+    assert_eq!(updated.note.as_deref(), Some("a note"));
+}
+
+#[tokio::test]
+async fn not_set_columns_are_not_written_by_an_update() {
+    let c = TestCluster::start().await;
+    let saved = new_post("sparse").insert_replicated(c.db(1)).await.unwrap();
+    let edit = post::ActiveModel {
+        id: Unchanged(saved.id),
+        title: NotSet,
+        body: NotSet,
+        revision: Unchanged(saved.revision),
+        note: Set(Some("only this".into())),
+    };
+    let updated = edit.update_replicated(c.db(2)).await.unwrap();
+    assert_eq!(updated.title, "sparse");
+    assert_eq!(updated.body, "body of sparse");
+}
+
+#[tokio::test]
+async fn a_unique_violation_comes_back_as_the_typed_error() {
+    let c = TestCluster::start().await;
+    new_post("same").insert_replicated(c.db(1)).await.unwrap();
+    let err = new_post("same")
+        .insert_replicated(c.db(2))
+        .await
+        .unwrap_err();
+    match err {
+        Error::Rejected(f) => assert!(f.is_unique_violation(), "{f:?}"),
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+    let count = post::Entity::find().all(c.db(0)).await.unwrap().len();
+    assert_eq!(count, 1);
+}
+
+#[tokio::test]
+async fn a_write_on_the_primary_runs_locally() {
+    let c = TestCluster::start().await;
+    assert_eq!(c.db(0).role(), Role::Primary);
+    let saved = new_post("local").insert_replicated(c.db(0)).await.unwrap();
+    let found = post::Entity::find_by_id(saved.id)
+        .one(c.db(0))
+        .await
+        .unwrap();
+    assert_eq!(found, Some(saved));
+}
+
+#[tokio::test]
+async fn a_plain_seaorm_write_on_a_replica_names_the_replicated_method() {
+    let c = TestCluster::start().await;
+    let err = new_post("plain").insert(c.db(1)).await.unwrap_err();
+    assert!(err.to_string().contains("insert_replicated"), "{err}");
+    assert_eq!(c.litefs.replica_writes_detected(), 0);
+}
+
+#[tokio::test]
+async fn plain_sql_writes_on_a_replica_are_refused_before_sqlite() {
+    let c = TestCluster::start().await;
+    let err = c
+        .db(2)
+        .execute_unprepared("DELETE FROM post")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("replicated"), "{err}");
+}
+
+#[tokio::test]
+async fn a_plain_seaorm_write_on_the_primary_runs() {
+    let c = TestCluster::start().await;
+    let saved = new_post("plain on primary").insert(c.db(0)).await.unwrap();
+    assert_eq!(saved.revision, 1);
+}
+
+#[tokio::test]
+async fn an_unregistered_entity_is_refused_before_anything_is_sent() {
+    let c = TestCluster::start().await;
+    let err = secret::ActiveModel {
+        value: Set("x".into()),
+        ..Default::default()
+    }
+    .insert_replicated(c.db(1))
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, Error::UnknownEntity(ref n) if n == "secret"),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_writes_from_every_node_all_land_once() {
+    let c = TestCluster::start().await;
+    let mut tasks = Vec::new();
+    for i in 0..30 {
+        let db = c.db(i % 3).clone();
+        tasks.push(tokio::spawn(async move {
+            new_post(&format!("post {i}"))
+                .insert_replicated(&db)
+                .await
+                .unwrap()
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    c.litefs.sync().await.unwrap();
+    for node in 0..3 {
+        assert_eq!(
+            post::Entity::find().all(c.db(node)).await.unwrap().len(),
+            30
+        );
+    }
+}
