@@ -21,6 +21,12 @@ pub mod wire;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
+#[cfg(feature = "migrate")]
+pub mod migrate;
+
+#[cfg(feature = "cli")]
+pub mod cli;
+
 pub use config::{Config, RPC_PATH};
 pub use db::ReplicatedDb;
 pub use error::{DbFailure, DbFailureKind, Error, Result};
@@ -36,7 +42,9 @@ pub use litefs_orm_macros::Replicated;
 
 /// Everything an app using litefs-orm usually needs.
 pub mod prelude {
-    pub use crate::{Config, Error, Registry, Replicated, ReplicatedActiveModel, ReplicatedDb, Role};
+    pub use crate::{
+        Config, Error, Registry, Replicated, ReplicatedActiveModel, ReplicatedDb, Role,
+    };
 }
 
 #[doc(hidden)]

@@ -1,0 +1,200 @@
+//! The migrations command line: any sea-orm-migration crate gets it with a three-line `main`.
+//!
+//! Enabled by the `cli` feature. A migration crate's binary is:
+//!
+//! ```no_run
+//! # use sea_orm_migration::prelude::*;
+//! # struct Migrator;
+//! # #[async_trait::async_trait]
+//! # impl MigratorTrait for Migrator {
+//! #     fn migrations() -> Vec<Box<dyn MigrationTrait>> { vec![] }
+//! # }
+//! #[tokio::main]
+//! async fn main() -> std::process::ExitCode {
+//!     litefs_orm::cli::main::<Migrator>().await
+//! }
+//! ```
+//!
+//! | command | on the primary or standalone | on a replica |
+//! |---|---|---|
+//! | `up [-n N]` | applies pending migrations (all, or the first N) | changes nothing, says the primary runs migrations and names it; exit 0 |
+//! | `up --wait [--wait-timeout 60s]` | applies | waits until the replicated schema has every migration; past the deadline, exit 1 |
+//! | `down [-n N]` (default 1), `fresh`, `refresh`, `reset` | runs | refused, exit 1 |
+//! | `status` | applied and pending migrations, the role, the TXID | the same, read-only |
+//! | `role` | standalone / primary / replica of X, TXID, lag | the same |
+//!
+//! With no primary known, `up` waits `--primary-wait` (default 5 s) for one, then fails.
+//!
+//! Configuration comes from the library's environment variables (`LITEFS_ORM_DATABASE`,
+//! `LITEFS_ORM_MOUNT`, `LITEFS_ORM_LITEFS_HTTP`, `LITEFS_ORM_PRIMARY_WAIT_MS`), overridden by
+//! the flags `--database`, `--mount`, `--litefs-http`, `--primary-wait`. Without a mount the
+//! node is standalone and the database file (default `app.db`) is created if missing. No RPC
+//! secret is needed: migrations are never forwarded.
+//!
+//! # Exit codes
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | success, including `up` skipped on a replica |
+//! | 1 | error: one line saying what failed, then its cause, on stderr |
+//! | 2 | usage error (unknown flag, bad value), from the argument parser |
+//!
+//! Like sqlx-cli, the work is in [`run`], which returns a typed [`Output`] or [`Error`];
+//! [`main`] parses the arguments, runs, prints, and picks the exit code.
+
+mod args;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches};
+use sea_orm_migration::MigratorTrait;
+
+use crate::migrate::{self, Target, UpOptions};
+
+pub use args::{Cmd, ConnectOpts, Opt};
+pub use output::{Output, RoleInfo};
+
+/// How long `up --wait` waits when `--wait-timeout` is not given.
+pub const DEFAULT_WAIT_TIMEOUT: std::time::Duration = migrate::DEFAULT_SCHEMA_WAIT;
+
+/// A failed command: what failed, and the library error that caused it (its `source`).
+#[derive(Debug, thiserror::Error)]
+#[error("{action}")]
+pub struct Error {
+    action: String,
+    #[source]
+    source: crate::Error,
+}
+
+impl Error {
+    /// The library error.
+    pub fn cause(&self) -> &crate::Error {
+        &self.source
+    }
+
+    /// The error as the CLI prints it: `error: <what failed>`, then `cause: <why>` for each
+    /// cause in the chain that the line before does not already say.
+    pub fn report(&self) -> String {
+        let mut out = format!("error: {}", self.action);
+        let mut said = self.action.clone();
+        let mut next: Option<&dyn std::error::Error> = Some(&self.source);
+        while let Some(e) = next {
+            let text = e.to_string();
+            if !said.contains(&text) {
+                out.push_str("\ncause: ");
+                out.push_str(&text);
+                said = text;
+            }
+            next = e.source();
+        }
+        out
+    }
+}
+
+fn fail(action: impl Into<String>) -> impl FnOnce(crate::Error) -> Error {
+    let action = action.into();
+    move |source| Error { action, source }
+}
+
+/// Runs one command for migrator `M` and returns what to print.
+pub async fn run<M: MigratorTrait>(opt: Opt) -> Result<Output, Error> {
+    let config = opt
+        .connect
+        .config()
+        .map_err(fail("cannot read the configuration"))?;
+    let database = config.db_path().display().to_string();
+    let target = Target::connect(config)
+        .await
+        .map_err(fail(format!("cannot open {database}")))?;
+    let action = |name: &str| format!("`{name}` on {database} failed");
+    let report = match opt.command {
+        Cmd::Role => return Ok(Output::Role(RoleInfo::read(&target))),
+        Cmd::Status => {
+            let status = migrate::status::<M>(&target)
+                .await
+                .map_err(fail(action("status")))?;
+            return Ok(Output::Status(status));
+        }
+        Cmd::Up {
+            num,
+            wait,
+            wait_timeout,
+        } => {
+            let mut options = UpOptions {
+                steps: num,
+                wait: None,
+            };
+            if wait || wait_timeout.is_some() {
+                let timeout = wait_timeout.unwrap_or(DEFAULT_WAIT_TIMEOUT);
+                options = options.wait(timeout);
+                let role = target.role();
+                if !role.writes_locally() {
+                    eprintln!(
+                        "this node is a {role}: waiting up to {} for the primary's migrations to replicate",
+                        migrate::human(timeout)
+                    );
+                }
+            }
+            migrate::up::<M>(&target, options)
+                .await
+                .map_err(fail(action("up")))?
+        }
+        Cmd::Down { num } => migrate::down::<M>(&target, Some(num))
+            .await
+            .map_err(fail(action("down")))?,
+        Cmd::Fresh => migrate::fresh::<M>(&target)
+            .await
+            .map_err(fail(action("fresh")))?,
+        Cmd::Refresh => migrate::refresh::<M>(&target)
+            .await
+            .map_err(fail(action("refresh")))?,
+        Cmd::Reset => migrate::reset::<M>(&target)
+            .await
+            .map_err(fail(action("reset")))?,
+    };
+    Ok(Output::Report(report))
+}
+
+/// The whole CLI: parses the arguments, runs, prints the output (stdout) or the error
+/// (stderr), and returns the exit code (see the module docs).
+pub async fn main<M: MigratorTrait>() -> ExitCode {
+    let name = std::env::args_os()
+        .next()
+        .and_then(|a| {
+            std::path::Path::new(&a)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "migrations".to_owned());
+    let matches = Opt::command()
+        .name(name.clone())
+        .bin_name(name)
+        .try_get_matches();
+    let opt = match matches.and_then(|m| Opt::from_arg_matches(&m)) {
+        Ok(opt) => opt,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+    };
+    if opt.verbose || std::env::var_os("RUST_LOG").is_some() {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        // The process's only subscriber, unless the binary installed its own first.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+    match run::<M>(opt).await {
+        Ok(output) => {
+            println!("{output}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{}", e.report());
+            ExitCode::FAILURE
+        }
+    }
+}
