@@ -47,7 +47,11 @@ fn now_ms() -> u64 {
 pub fn sign(secret: &[u8], path: &str, body: &[u8]) -> Signature {
     let timestamp_ms = now_ms();
     let nonce = hex::encode(rand::random::<[u8; 16]>());
-    let signature = hex::encode(mac(secret, timestamp_ms, &nonce, path, body).finalize().into_bytes());
+    let signature = hex::encode(
+        mac(secret, timestamp_ms, &nonce, path, body)
+            .finalize()
+            .into_bytes(),
+    );
     Signature {
         timestamp_ms,
         nonce,
@@ -140,21 +144,34 @@ mod tests {
     #[test]
     fn a_tampered_body_is_refused() {
         let sig = sign(SECRET, "/p", b"{\"a\":1}");
-        assert_eq!(verifier().verify(&sig, "/p", b"{\"a\":2}"), Err(AuthError::BadSignature));
+        assert_eq!(
+            verifier().verify(&sig, "/p", b"{\"a\":2}"),
+            Err(AuthError::BadSignature)
+        );
     }
 
     #[test]
     fn another_secret_is_refused() {
         let sig = sign(b"another secret of some length", "/p", b"{}");
-        assert_eq!(verifier().verify(&sig, "/p", b"{}"), Err(AuthError::BadSignature));
+        assert_eq!(
+            verifier().verify(&sig, "/p", b"{}"),
+            Err(AuthError::BadSignature)
+        );
     }
 
     #[test]
     fn a_stale_timestamp_is_refused() {
         let mut sig = sign(SECRET, "/p", b"{}");
         sig.timestamp_ms -= 60_000;
-        sig.signature = hex::encode(mac(SECRET, sig.timestamp_ms, &sig.nonce, "/p", b"{}").finalize().into_bytes());
-        assert!(matches!(verifier().verify(&sig, "/p", b"{}"), Err(AuthError::Stale(_))));
+        sig.signature = hex::encode(
+            mac(SECRET, sig.timestamp_ms, &sig.nonce, "/p", b"{}")
+                .finalize()
+                .into_bytes(),
+        );
+        assert!(matches!(
+            verifier().verify(&sig, "/p", b"{}"),
+            Err(AuthError::Stale(_))
+        ));
     }
 
     #[test]

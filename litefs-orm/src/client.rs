@@ -41,7 +41,12 @@ impl HttpTransport {
         })
     }
 
-    async fn post(&self, url: &str, request: &WriteRequest, timeout: Duration) -> Result<WriteResponse> {
+    async fn post(
+        &self,
+        url: &str,
+        request: &WriteRequest,
+        timeout: Duration,
+    ) -> Result<WriteResponse> {
         let body = serde_json::to_vec(request).map_err(|e| Error::Protocol(e.to_string()))?;
         let sig = auth::sign(&self.secret, RPC_PATH, &body);
         let sent = self
@@ -57,7 +62,10 @@ impl HttpTransport {
             .await;
         let response = sent.map_err(|e| transport_error(url, &e))?;
         let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| transport_error(url, &e))?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| transport_error(url, &e))?;
         if status.is_success() {
             return serde_json::from_slice(&bytes)
                 .map_err(|e| Error::Protocol(format!("unreadable answer from {url}: {e}")));
@@ -65,7 +73,10 @@ impl HttpTransport {
         let Ok(err) = serde_json::from_slice::<ErrorBody>(&bytes) else {
             return Err(Error::Protocol(format!(
                 "{url} answered {status}: {}",
-                String::from_utf8_lossy(&bytes).chars().take(200).collect::<String>()
+                String::from_utf8_lossy(&bytes)
+                    .chars()
+                    .take(200)
+                    .collect::<String>()
             )));
         };
         Err(error_from_body(err))
@@ -111,10 +122,16 @@ pub(crate) fn error_from_body(body: ErrorBody) -> Error {
         ErrorCode::UnknownEntity => Error::UnknownEntity(body.message),
         ErrorCode::Rejected => match body.db {
             Some(db) => Error::Rejected(db),
-            None => Error::Protocol(format!("rejected without a database error: {}", body.message)),
+            None => Error::Protocol(format!(
+                "rejected without a database error: {}",
+                body.message
+            )),
         },
         ErrorCode::BadRequest | ErrorCode::TooLarge | ErrorCode::Internal => {
-            Error::Protocol(format!("the primary refused the request ({:?}): {}", body.code, body.message))
+            Error::Protocol(format!(
+                "the primary refused the request ({:?}): {}",
+                body.code, body.message
+            ))
         }
     }
 }

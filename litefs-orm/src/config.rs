@@ -124,7 +124,10 @@ impl Config {
             Ok(())
         };
         ms("LITEFS_ORM_WRITE_TIMEOUT_MS", &mut c.write_timeout)?;
-        ms("LITEFS_ORM_REPLICATION_TIMEOUT_MS", &mut c.replication_timeout)?;
+        ms(
+            "LITEFS_ORM_REPLICATION_TIMEOUT_MS",
+            &mut c.replication_timeout,
+        )?;
         ms("LITEFS_ORM_PRIMARY_WAIT_MS", &mut c.primary_wait)?;
         ms("LITEFS_ORM_MAX_CLOCK_SKEW_MS", &mut c.max_clock_skew)?;
         let nonempty = |key: &str| get(key).filter(|v| !v.trim().is_empty());
@@ -139,12 +142,16 @@ impl Config {
         c.rpc_secret = nonempty("LITEFS_ORM_SECRET");
         if let Some(v) = nonempty("LITEFS_ORM_MAX_BODY_BYTES") {
             c.max_body_bytes = v.trim().parse().map_err(|_| {
-                Error::Config(format!("LITEFS_ORM_MAX_BODY_BYTES must be a byte count, got {v:?}"))
+                Error::Config(format!(
+                    "LITEFS_ORM_MAX_BODY_BYTES must be a byte count, got {v:?}"
+                ))
             })?;
         }
         if let Some(v) = nonempty("LITEFS_ORM_READ_CONNECTIONS") {
             c.read_connections = v.trim().parse().map_err(|_| {
-                Error::Config(format!("LITEFS_ORM_READ_CONNECTIONS must be a number, got {v:?}"))
+                Error::Config(format!(
+                    "LITEFS_ORM_READ_CONNECTIONS must be a number, got {v:?}"
+                ))
             })?;
         }
         Ok(c)
@@ -233,8 +240,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k| map.get(k).cloned()
     }
 
@@ -261,15 +270,21 @@ mod tests {
         assert_eq!(c.db_path(), PathBuf::from("/litefs/x.db"));
         assert_eq!(c.write_timeout, Duration::from_millis(1500));
         assert_eq!(c.max_body_bytes, 2048);
-        assert_eq!(c.primary_rpc_url("n2"), "http://n2:9000/litefs-orm/v1/write");
+        assert_eq!(
+            c.primary_rpc_url("n2"),
+            "http://n2:9000/litefs-orm/v1/write"
+        );
         c.validate().unwrap();
     }
 
     #[test]
     fn a_bad_number_names_the_variable() {
-        let err = Config::from_lookup(lookup(&[("LITEFS_ORM_WRITE_TIMEOUT_MS", "soon")]))
-            .unwrap_err();
-        assert!(err.to_string().contains("LITEFS_ORM_WRITE_TIMEOUT_MS"), "{err}");
+        let err =
+            Config::from_lookup(lookup(&[("LITEFS_ORM_WRITE_TIMEOUT_MS", "soon")])).unwrap_err();
+        assert!(
+            err.to_string().contains("LITEFS_ORM_WRITE_TIMEOUT_MS"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, ExecResult, QueryResult, Statement,
-    SqlxSqliteConnector,
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, ExecResult, QueryResult,
+    SqlxSqliteConnector, Statement,
 };
 
 use crate::auth::Verifier;
@@ -157,7 +157,11 @@ impl ReplicatedDb {
     }
 
     /// Runs `op` where it must run: locally on the primary, forwarded from a replica.
-    pub(crate) async fn write<A: ReplicatedActiveModel>(&self, op: Op, model: A) -> Result<Applied<A>> {
+    pub(crate) async fn write<A: ReplicatedActiveModel>(
+        &self,
+        op: Op,
+        model: A,
+    ) -> Result<Applied<A>> {
         if !self.inner.registry.contains(A::__name()) {
             return Err(Error::UnknownEntity(A::__name().to_owned()));
         }
@@ -167,7 +171,9 @@ impl ReplicatedDb {
         let mut last_error: Option<Error> = None;
         loop {
             if remaining().is_zero() {
-                return Err(last_error.unwrap_or(Error::NoPrimary { waited: cfg.write_timeout }));
+                return Err(last_error.unwrap_or(Error::NoPrimary {
+                    waited: cfg.write_timeout,
+                }));
             }
             let role = self.role();
             let error = match &role {
@@ -183,11 +189,19 @@ impl ReplicatedDb {
                         Err(e) => return Err(e.into_error(None)),
                     }
                 }
-                Role::Replica { primary } => match self.forward::<A>(op, &model, primary, remaining()).await {
-                    Ok(applied) => return Ok(applied),
-                    Err(e @ (Error::NotPrimary { .. } | Error::Transport { maybe_committed: false, .. })) => e,
-                    Err(e) => return Err(e),
-                },
+                Role::Replica { primary } => {
+                    match self.forward::<A>(op, &model, primary, remaining()).await {
+                        Ok(applied) => return Ok(applied),
+                        Err(
+                            e @ (Error::NotPrimary { .. }
+                            | Error::Transport {
+                                maybe_committed: false,
+                                ..
+                            }),
+                        ) => e,
+                        Err(e) => return Err(e),
+                    }
+                }
                 Role::NoPrimary => {
                     let wait = cfg.primary_wait.min(remaining());
                     match self.inner.role.wait_for_primary(wait).await {
@@ -200,7 +214,10 @@ impl ReplicatedDb {
             tracing::debug!(error = %error, "replicated write not applied; retrying");
             last_error = Some(error);
             self.refresh_role();
-            self.inner.role.changed_from(&role, RETRY_PAUSE.min(remaining())).await;
+            self.inner
+                .role
+                .changed_from(&role, RETRY_PAUSE.min(remaining()))
+                .await;
         }
     }
 
@@ -220,7 +237,10 @@ impl ReplicatedDb {
         let url = self.inner.config.primary_rpc_url(primary);
         let response = self.inner.transport.send(&url, &request, timeout).await?;
         if response.v != WIRE_VERSION {
-            return Err(Error::Protocol(format!("answer of wire version {}", response.v)));
+            return Err(Error::Protocol(format!(
+                "answer of wire version {}",
+                response.v
+            )));
         }
         let applied = A::__from_outcome(op, response.outcome)
             .map_err(|e| Error::Protocol(format!("answer does not match the entity: {e}")))?;
@@ -280,7 +300,12 @@ async fn wait_for_file(path: &Path, timeout: Duration) -> Result<()> {
     Ok(())
 }
 
-async fn open(path: &Path, connections: u32, read_only: bool, create: bool) -> Result<DatabaseConnection> {
+async fn open(
+    path: &Path,
+    connections: u32,
+    read_only: bool,
+    create: bool,
+) -> Result<DatabaseConnection> {
     let mut options = SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(create)
@@ -311,7 +336,9 @@ impl ConnectionTrait for ReplicatedDb {
 
     async fn execute_unprepared(&self, sql_text: &str) -> Result<ExecResult, DbErr> {
         let conn = self.route(sql_text)?;
-        conn.execute_unprepared(sql_text).await.map_err(|e| self.map_err(e))
+        conn.execute_unprepared(sql_text)
+            .await
+            .map_err(|e| self.map_err(e))
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {

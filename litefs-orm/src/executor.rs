@@ -5,7 +5,9 @@
 //! next transaction, `read + 1`. LiteFS numbers every commit that way, so a replica that
 //! reaches that TXID has the write — without reading `-pos` again after the commit.
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, Statement, TransactionTrait};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, Statement, TransactionTrait,
+};
 
 use crate::error::{DbFailure, is_replica_write_error};
 use crate::ops::BoxFut;
@@ -45,7 +47,8 @@ impl ExecError {
             ExecError::Wire(e) => crate::Error::Protocol(e.to_string()),
             ExecError::NotPrimary => crate::Error::NotPrimary {
                 primary,
-                hint: "the write was not applied; it will be forwarded once the role is known".into(),
+                hint: "the write was not applied; it will be forwarded once the role is known"
+                    .into(),
             },
             ExecError::Db(e) => crate::Error::Rejected(DbFailure::from(&e)),
             ExecError::Position(e) => crate::Error::LiteFs {

@@ -4,8 +4,8 @@ use std::future::Future;
 use std::pin::Pin;
 
 use sea_orm::{
-    ActiveModelBehavior, ActiveModelTrait, ConnectionTrait, DbErr, EntityTrait,
-    IntoActiveModel, TryIntoModel,
+    ActiveModelBehavior, ActiveModelTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel,
+    TryIntoModel,
 };
 
 use crate::db::ReplicatedDb;
@@ -167,9 +167,7 @@ where
 
     fn __from_outcome(op: Op, outcome: Outcome) -> Result<Applied<Self>, WireError> {
         match (op, outcome) {
-            (Op::Delete, Outcome::Deleted { rows_affected }) => {
-                Ok(Applied::Deleted(rows_affected))
-            }
+            (Op::Delete, Outcome::Deleted { rows_affected }) => Ok(Applied::Deleted(rows_affected)),
             (Op::Save, Outcome::Model(w)) => Ok(Applied::Saved(Self::__from_wire(w)?)),
             (Op::Insert | Op::Update, Outcome::Model(w)) => {
                 let model = Self::__from_wire(w)?
@@ -177,7 +175,9 @@ where
                     .map_err(|e| WireError::MissingColumn(e.to_string()))?;
                 Ok(Applied::Model(model))
             }
-            (_, _) => Err(WireError::MissingColumn("outcome of another operation".into())),
+            (_, _) => Err(WireError::MissingColumn(
+                "outcome of another operation".into(),
+            )),
         }
     }
 }

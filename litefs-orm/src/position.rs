@@ -115,7 +115,9 @@ impl Drop for Waiting<'_> {
 
 async fn poll(inner: std::sync::Weak<Inner>) {
     loop {
-        let Some(strong) = inner.upgrade() else { return };
+        let Some(strong) = inner.upgrade() else {
+            return;
+        };
         if strong.waiters.load(Ordering::SeqCst) == 0 {
             // Sleep until a waiter arrives; re-check now and then so a dropped tracker ends us.
             let _ = tokio::time::timeout(Duration::from_secs(1), strong.wake.notified()).await;
@@ -131,7 +133,9 @@ async fn poll(inner: std::sync::Weak<Inner>) {
                     newer
                 });
             }
-            Err(e) => tracing::warn!(path = %strong.path.display(), error = %e, "cannot read LiteFS position"),
+            Err(e) => {
+                tracing::warn!(path = %strong.path.display(), error = %e, "cannot read LiteFS position")
+            }
         }
         drop(strong);
         tokio::time::sleep(TICK).await;
@@ -143,7 +147,11 @@ mod tests {
     use super::*;
 
     fn write(path: &std::path::Path, txid: u64) {
-        std::fs::write(litefs::pos_path(path), Pos { txid, checksum: 7 }.to_string()).unwrap();
+        std::fs::write(
+            litefs::pos_path(path),
+            Pos { txid, checksum: 7 }.to_string(),
+        )
+        .unwrap();
     }
 
     #[tokio::test]
@@ -152,7 +160,10 @@ mod tests {
         let db = dir.path().join("app.db");
         write(&db, 5);
         let t = PositionTracker::new(&db);
-        assert_eq!(t.wait_for(5, Duration::from_millis(1)).await.unwrap().txid, 5);
+        assert_eq!(
+            t.wait_for(5, Duration::from_millis(1)).await.unwrap().txid,
+            5
+        );
     }
 
     #[tokio::test]

@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use sea_orm::DatabaseTransaction;
 
+use crate::executor::ExecError;
 use crate::ops::{BoxFut, ReplicatedActiveModel};
 use crate::replicated::Replicated;
 use crate::wire::{Op, Outcome, WireModel};
-use crate::executor::ExecError;
 
 /// Runs one entity's forwarded operations; type-erased so the router can hold many.
 pub(crate) trait EntityHandler: Send + Sync {

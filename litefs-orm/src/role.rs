@@ -49,7 +49,9 @@ impl Role {
         match (is_primary, hostname) {
             (true, _) => Role::Primary,
             (false, "") => Role::NoPrimary,
-            (false, h) => Role::Replica { primary: h.to_owned() },
+            (false, h) => Role::Replica {
+                primary: h.to_owned(),
+            },
         }
     }
 }
@@ -222,14 +224,24 @@ async fn fetch_info(base: &str) -> reqwest::Result<NodeInfo> {
 
 /// Follows `/events`; while the stream is down, polls `/info`, and while LiteFS's API is
 /// unreachable altogether, falls back to the files.
-async fn follow_http(base: String, files: FileSource, tx: watch::Sender<Role>, refresh: Arc<Notify>) {
+async fn follow_http(
+    base: String,
+    files: FileSource,
+    tx: watch::Sender<Role>,
+    refresh: Arc<Notify>,
+) {
     let client = http_client();
     let events_url = format!("{}/events", base.trim_end_matches('/'));
     loop {
         if tx.is_closed() {
             return;
         }
-        match client.get(&events_url).send().await.and_then(|r| r.error_for_status()) {
+        match client
+            .get(&events_url)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+        {
             Ok(resp) => {
                 let mut stream = resp.bytes_stream();
                 let mut buf = Vec::new();
@@ -287,7 +299,12 @@ mod tests {
     #[test]
     fn init_event_of_a_replica_names_the_primary() {
         let line = br#"{"type":"init","data":{"isPrimary":false,"hostname":"n1"}}"#;
-        assert_eq!(role_from_event(line), Some(Role::Replica { primary: "n1".into() }));
+        assert_eq!(
+            role_from_event(line),
+            Some(Role::Replica {
+                primary: "n1".into()
+            })
+        );
     }
 
     #[test]
@@ -306,7 +323,9 @@ mod tests {
     async fn absent_primary_file_with_growing_lag_is_not_primary() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(".lag"), litefs::format_lag(1200)).unwrap();
-        let files = FileSource { mount: dir.path().into() };
+        let files = FileSource {
+            mount: dir.path().into(),
+        };
         assert_eq!(files.read().await, Role::NoPrimary);
     }
 
@@ -314,14 +333,18 @@ mod tests {
     async fn absent_primary_file_with_zero_lag_is_primary() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(".lag"), litefs::format_lag(0)).unwrap();
-        let files = FileSource { mount: dir.path().into() };
+        let files = FileSource {
+            mount: dir.path().into(),
+        };
         assert_eq!(files.read().await, Role::Primary);
     }
 
     #[tokio::test]
     async fn a_mount_without_litefs_files_is_not_primary() {
         let dir = tempfile::tempdir().unwrap();
-        let files = FileSource { mount: dir.path().into() };
+        let files = FileSource {
+            mount: dir.path().into(),
+        };
         assert_eq!(files.read().await, Role::NoPrimary);
     }
 
@@ -329,7 +352,14 @@ mod tests {
     async fn primary_file_names_the_primary() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(".primary"), "n3\n").unwrap();
-        let files = FileSource { mount: dir.path().into() };
-        assert_eq!(files.read().await, Role::Replica { primary: "n3".into() });
+        let files = FileSource {
+            mount: dir.path().into(),
+        };
+        assert_eq!(
+            files.read().await,
+            Role::Replica {
+                primary: "n3".into()
+            }
+        );
     }
 }

@@ -13,7 +13,10 @@ pub(crate) fn is_read(sql: &str) -> bool {
 }
 
 fn is_write_keyword(w: &str) -> bool {
-    matches!(w, "INSERT" | "UPDATE" | "DELETE" | "REPLACE" | "CREATE" | "DROP" | "ALTER")
+    matches!(
+        w,
+        "INSERT" | "UPDATE" | "DELETE" | "REPLACE" | "CREATE" | "DROP" | "ALTER"
+    )
 }
 
 /// Upper-cased words outside comments and quoted strings or identifiers.
@@ -78,14 +81,18 @@ mod tests {
 
     #[test]
     fn selects_are_reads() {
-        assert!(is_read(r#"SELECT "post"."id" FROM "post" WHERE "title" = 'insert'"#));
+        assert!(is_read(
+            r#"SELECT "post"."id" FROM "post" WHERE "title" = 'insert'"#
+        ));
         assert!(is_read("  -- note\n select 1"));
         assert!(is_read("PRAGMA table_info(post)"));
     }
 
     #[test]
     fn writes_and_unknowns_are_not_reads() {
-        assert!(!is_read(r#"INSERT INTO "post" ("title") VALUES ('x') RETURNING "id""#));
+        assert!(!is_read(
+            r#"INSERT INTO "post" ("title") VALUES ('x') RETURNING "id""#
+        ));
         assert!(!is_read("WITH x AS (SELECT 1) DELETE FROM post"));
         assert!(!is_read("PRAGMA journal_mode = WAL"));
         assert!(!is_read("BEGIN"));

@@ -250,7 +250,10 @@ mod tests {
         let mut w = WireModel::default();
         w.put("doc", &Set(serde_json::Value::Null));
         let mut back = round_trip(&w);
-        assert_eq!(back.take::<serde_json::Value>("doc").unwrap(), Set(serde_json::Value::Null));
+        assert_eq!(
+            back.take::<serde_json::Value>("doc").unwrap(),
+            Set(serde_json::Value::Null)
+        );
     }
 
     #[test]
