@@ -1,23 +1,25 @@
-//! Sends forwarded writes to the primary: the [`Transport`] trait and its HTTP implementation.
+//! Sends signed requests to the primary: the [`Transport`] trait and its HTTP implementation.
 
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use crate::auth;
-use crate::config::RPC_PATH;
 use crate::error::{Error, Result};
 use crate::ops::BoxFut;
-use crate::wire::{ErrorBody, ErrorCode, WriteRequest, WriteResponse};
+use crate::wire::{ErrorBody, ErrorCode};
 
-/// Carries a [`WriteRequest`] to the primary at `url` and brings back its answer within
-/// `timeout`. The network boundary, so tests and decorators can stand in for HTTP.
+/// Carries one JSON request body to the primary's `url` (whose path is signed) and brings
+/// back the body of a successful answer within `timeout`; an error answer becomes the
+/// matching [`Error`]. The network boundary, so tests and decorators can stand in for HTTP.
 pub trait Transport: Send + Sync + 'static {
     /// Sends one request.
     fn send<'a>(
         &'a self,
         url: &'a str,
-        request: &'a WriteRequest,
+        body: Bytes,
         timeout: Duration,
-    ) -> BoxFut<'a, Result<WriteResponse>>;
+    ) -> BoxFut<'a, Result<Bytes>>;
 }
 
 /// The HTTP transport: keep-alive connections, signed requests, a deadline per call.
@@ -41,14 +43,9 @@ impl HttpTransport {
         })
     }
 
-    async fn post(
-        &self,
-        url: &str,
-        request: &WriteRequest,
-        timeout: Duration,
-    ) -> Result<WriteResponse> {
-        let body = serde_json::to_vec(request).map_err(|e| Error::Protocol(e.to_string()))?;
-        let sig = auth::sign(&self.secret, RPC_PATH, &body);
+    async fn post(&self, url: &str, body: Bytes, timeout: Duration) -> Result<Bytes> {
+        let path = url_path(url);
+        let sig = auth::sign(&self.secret, path, &body);
         let sent = self
             .client
             .post(url)
@@ -67,19 +64,18 @@ impl HttpTransport {
             .await
             .map_err(|e| transport_error(url, &e))?;
         if status.is_success() {
-            return serde_json::from_slice(&bytes)
-                .map_err(|e| Error::Protocol(format!("unreadable answer from {url}: {e}")));
+            return Ok(bytes);
         }
-        let Ok(err) = serde_json::from_slice::<ErrorBody>(&bytes) else {
-            return Err(Error::Protocol(format!(
+        match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(err) => Err(error_from_body(err)),
+            Err(_) => Err(Error::Protocol(format!(
                 "{url} answered {status}: {}",
                 String::from_utf8_lossy(&bytes)
                     .chars()
                     .take(200)
                     .collect::<String>()
-            )));
-        };
-        Err(error_from_body(err))
+            ))),
+        }
     }
 }
 
@@ -87,11 +83,17 @@ impl Transport for HttpTransport {
     fn send<'a>(
         &'a self,
         url: &'a str,
-        request: &'a WriteRequest,
+        body: Bytes,
         timeout: Duration,
-    ) -> BoxFut<'a, Result<WriteResponse>> {
-        Box::pin(self.post(url, request, timeout))
+    ) -> BoxFut<'a, Result<Bytes>> {
+        Box::pin(self.post(url, body, timeout))
     }
+}
+
+/// The path of an absolute URL: what the signature covers.
+fn url_path(url: &str) -> &str {
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    after_scheme.find('/').map_or("/", |i| &after_scheme[i..])
 }
 
 fn transport_error(url: &str, e: &reqwest::Error) -> Error {
@@ -127,11 +129,29 @@ pub(crate) fn error_from_body(body: ErrorBody) -> Error {
                 body.message
             )),
         },
+        ErrorCode::OperationFailed => Error::Operation {
+            operation: body.message,
+            error: body.error.unwrap_or_default(),
+        },
         ErrorCode::BadRequest | ErrorCode::TooLarge | ErrorCode::Internal => {
             Error::Protocol(format!(
                 "the primary refused the request ({:?}): {}",
                 body.code, body.message
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_path;
+
+    #[test]
+    fn the_signed_path_is_the_url_path() {
+        assert_eq!(
+            url_path("http://n1:8080/litefs-orm/v1/write"),
+            "/litefs-orm/v1/write"
+        );
+        assert_eq!(url_path("http://n1:8080"), "/");
     }
 }

@@ -69,6 +69,8 @@ pub struct Config {
 
 /// The path the RPC router serves forwarded writes on.
 pub const RPC_PATH: &str = "/litefs-orm/v1/write";
+/// The path the RPC router serves operations on.
+pub const OPERATION_PATH: &str = "/litefs-orm/v1/operation";
 
 impl Default for Config {
     fn default() -> Self {
@@ -209,8 +211,13 @@ impl Config {
 
     /// The URL forwarded writes are POSTed to for primary `hostname`.
     pub fn primary_rpc_url(&self, hostname: &str) -> String {
+        self.primary_url_for(hostname, RPC_PATH)
+    }
+
+    /// The URL of `path` on primary `hostname`.
+    pub(crate) fn primary_url_for(&self, hostname: &str, path: &str) -> String {
         let base = self.primary_url.replace("{primary}", hostname);
-        format!("{}{RPC_PATH}", base.trim_end_matches('/'))
+        format!("{}{path}", base.trim_end_matches('/'))
     }
 
     pub(crate) fn validate(&self) -> Result<()> {

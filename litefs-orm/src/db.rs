@@ -1,8 +1,11 @@
 //! [`ReplicatedDb`]: the handle the app holds — local reads, replicated writes.
 
+use std::marker::PhantomData;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use bytes::Bytes;
 
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sea_orm::{
@@ -15,12 +18,14 @@ use crate::client::{HttpTransport, Transport};
 use crate::config::Config;
 use crate::error::{Error, Result, is_replica_write_error};
 use crate::executor::{ExecError, in_transaction};
+use crate::job::{Job, OperationJob, WriteJob};
+use crate::operation::{OpError, Operation};
 use crate::ops::{Applied, ReplicatedActiveModel};
 use crate::position::PositionTracker;
 use crate::registry::Registry;
 use crate::role::{Role, RoleWatch};
 use crate::sql;
-use crate::wire::{Op, WIRE_VERSION, WriteRequest};
+use crate::wire::Op;
 
 /// The database handle an app holds: cheap to clone into Axum state.
 ///
@@ -162,12 +167,61 @@ impl ReplicatedDb {
         op: Op,
         model: A,
     ) -> Result<Applied<A>> {
-        if !self.inner.registry.contains(A::__name()) {
-            return Err(Error::UnknownEntity(A::__name().to_owned()));
+        self.dispatch(WriteJob { op, model }).await
+    }
+
+    /// Runs operation `op` on the primary, in one transaction, from any node; returns once
+    /// this node's replica has its commit.
+    ///
+    /// ```no_run
+    /// # use litefs_orm::{DbFailure, Operation, OpError, ReplicatedDb};
+    /// # #[derive(serde::Serialize, serde::Deserialize)]
+    /// # struct IncrementPage { page: String }
+    /// # impl Operation for IncrementPage {
+    /// #     const NAME: &'static str = "increment_page";
+    /// #     type Output = i64;
+    /// #     type Error = DbFailure;
+    /// #     async fn run(self, _txn: &sea_orm::DatabaseTransaction) -> Result<i64, DbFailure> { Ok(1) }
+    /// # }
+    /// # async fn count(db: &ReplicatedDb) -> Result<(), OpError<DbFailure>> {
+    /// let views: i64 = db.run(IncrementPage { page: "home".into() }).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn run<O: Operation>(&self, op: O) -> Result<O::Output, OpError<O::Error>> {
+        let args = serde_json::to_value(&op)
+            .map_err(|e| Error::Protocol(format!("serializing operation `{}`: {e}", O::NAME)))?;
+        match self
+            .dispatch(OperationJob::<O> {
+                args,
+                _op: PhantomData,
+            })
+            .await
+        {
+            Ok(out) => Ok(out),
+            Err(Error::Operation { error, .. }) => match serde_json::from_value(error) {
+                Ok(e) => Err(OpError::Failed(e)),
+                Err(e) => Err(Error::Protocol(format!(
+                    "operation `{}` failed with an error of another shape: {e}",
+                    O::NAME
+                ))
+                .into()),
+            },
+            Err(e) => Err(OpError::Replicated(e)),
+        }
+    }
+
+    /// Where work runs: locally in a transaction on the primary (or standalone), forwarded
+    /// from a replica, waited for while no primary is known. Work that was not applied
+    /// ("not primary", a connection refused) is retried against the current primary until
+    /// the write deadline; nothing that may have been applied is retried.
+    async fn dispatch<J: Job>(&self, job: J) -> Result<J::Output> {
+        if !self.inner.registry.contains(job.name()) {
+            return Err(Error::UnknownEntity(job.name().to_owned()));
         }
         let cfg = &self.inner.config;
         let deadline = Instant::now() + cfg.write_timeout;
         let remaining = || deadline.saturating_duration_since(Instant::now());
+        let mut body: Option<Bytes> = None;
         let mut last_error: Option<Error> = None;
         loop {
             if remaining().is_zero() {
@@ -178,20 +232,29 @@ impl ReplicatedDb {
             let role = self.role();
             let error = match &role {
                 Role::Standalone | Role::Primary => {
-                    let model = model.clone();
+                    let attempt = job.clone();
                     let result = in_transaction(self.writer(), self.position(), move |txn| {
-                        Box::pin(async move { Ok(A::__apply(op, model, txn).await?) })
+                        Box::pin(async move { attempt.local(txn).await })
                     })
                     .await;
                     match result {
-                        Ok((applied, _)) => return Ok(applied),
+                        Ok((out, _)) => return Ok(out),
                         Err(ExecError::NotPrimary) => ExecError::NotPrimary.into_error(None),
-                        Err(e) => return Err(e.into_error(None)),
+                        Err(e) => return Err(job.name_error(e.into_error(None))),
                     }
                 }
                 Role::Replica { primary } => {
-                    match self.forward::<A>(op, &model, primary, remaining()).await {
-                        Ok(applied) => return Ok(applied),
+                    let body = match &body {
+                        Some(b) => b.clone(),
+                        None => body.insert(job.request()?).clone(),
+                    };
+                    let url = cfg.primary_url_for(primary, J::PATH);
+                    match self.inner.transport.send(&url, body, remaining()).await {
+                        Ok(answer) => {
+                            let (out, txid) = job.answer(&answer)?;
+                            self.wait_for_txid(txid).await?;
+                            return Ok(out);
+                        }
                         Err(
                             e @ (Error::NotPrimary { .. }
                             | Error::Transport {
@@ -199,7 +262,7 @@ impl ReplicatedDb {
                                 ..
                             }),
                         ) => e,
-                        Err(e) => return Err(e),
+                        Err(e) => return Err(job.name_error(e)),
                     }
                 }
                 Role::NoPrimary => {
@@ -221,41 +284,22 @@ impl ReplicatedDb {
         }
     }
 
-    async fn forward<A: ReplicatedActiveModel>(
-        &self,
-        op: Op,
-        model: &A,
-        primary: &str,
-        timeout: Duration,
-    ) -> Result<Applied<A>> {
-        let request = WriteRequest {
-            v: WIRE_VERSION,
-            entity: A::__name().to_owned(),
-            op,
-            model: model.__to_wire(),
+    /// Read-your-writes: waits until the local replica has reached `txid`.
+    async fn wait_for_txid(&self, txid: u64) -> Result<()> {
+        let Some(position) = self.position() else {
+            return Ok(());
         };
-        let url = self.inner.config.primary_rpc_url(primary);
-        let response = self.inner.transport.send(&url, &request, timeout).await?;
-        if response.v != WIRE_VERSION {
-            return Err(Error::Protocol(format!(
-                "answer of wire version {}",
-                response.v
-            )));
-        }
-        let applied = A::__from_outcome(op, response.outcome)
-            .map_err(|e| Error::Protocol(format!("answer does not match the entity: {e}")))?;
-        if let Some(position) = self.position() {
-            let wait = self.inner.config.replication_timeout;
-            if let Err(t) = position.wait_for(response.txid, wait).await {
-                return Err(Error::ReplicationTimeout {
-                    txid: response.txid,
-                    local: t.last.txid,
-                    waited: t.waited,
-                    committed: true,
-                });
-            }
-        }
-        Ok(applied)
+        let wait = self.inner.config.replication_timeout;
+        position
+            .wait_for(txid, wait)
+            .await
+            .map(drop)
+            .map_err(|t| Error::ReplicationTimeout {
+                txid,
+                local: t.last.txid,
+                waited: t.waited,
+                committed: true,
+            })
     }
 
     fn route(&self, sql_text: &str) -> Result<&DatabaseConnection, DbErr> {

@@ -63,6 +63,16 @@ pub enum Error {
         "authentication failed: {0}; check that every node has the same RPC secret and a synchronized clock"
     )]
     Unauthorized(String),
+    /// A registered operation returned its own error; its transaction was rolled back.
+    /// [`ReplicatedDb::run`](crate::ReplicatedDb::run) turns this into the operation's typed
+    /// error ([`OpError::Failed`](crate::OpError::Failed)).
+    #[error("operation `{operation}` failed: {error}")]
+    Operation {
+        /// The operation's name.
+        operation: String,
+        /// Its error, serialized.
+        error: serde_json::Value,
+    },
     /// The primary does not know the entity: register it with its router.
     #[error(
         "the primary has no replicated entity `{0}`; register it with `Registry::entity` on every node"
@@ -181,6 +191,12 @@ impl DbFailure {
     /// True for a UNIQUE or PRIMARY KEY violation.
     pub fn is_unique_violation(&self) -> bool {
         self.kind == DbFailureKind::UniqueViolation
+    }
+}
+
+impl From<DbErr> for DbFailure {
+    fn from(e: DbErr) -> Self {
+        DbFailure::from(&e)
     }
 }
 

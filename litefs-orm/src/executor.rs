@@ -26,9 +26,15 @@ pub(crate) enum ExecError {
     /// The database refused or failed the write; nothing was committed.
     #[error("{0}")]
     Db(DbErr),
-    /// Committed, but `-pos` could not be read.
+    /// `-pos` could not be read; the transaction was rolled back.
     #[error("reading the LiteFS position: {0}")]
     Position(std::io::Error),
+    /// An operation's arguments or result do not (de)serialize.
+    #[error("{0}")]
+    Args(String),
+    /// An operation returned its own error (serialized); the transaction was rolled back.
+    #[error("the operation returned an error")]
+    Operation(serde_json::Value),
 }
 
 impl From<DbErr> for ExecError {
@@ -54,6 +60,11 @@ impl ExecError {
             ExecError::Position(e) => crate::Error::LiteFs {
                 path: "-pos".into(),
                 source: e,
+            },
+            ExecError::Args(e) => crate::Error::Protocol(e),
+            ExecError::Operation(error) => crate::Error::Operation {
+                operation: String::new(),
+                error,
             },
         }
     }

@@ -8,7 +8,9 @@ mod config;
 mod db;
 pub mod error;
 mod executor;
+mod job;
 pub mod litefs;
+mod operation;
 mod ops;
 pub mod position;
 mod registry;
@@ -27,9 +29,10 @@ pub mod migrate;
 #[cfg(feature = "cli")]
 pub mod cli;
 
-pub use config::{Config, RPC_PATH};
+pub use config::{Config, OPERATION_PATH, RPC_PATH};
 pub use db::ReplicatedDb;
 pub use error::{DbFailure, DbFailureKind, Error, Result};
+pub use operation::{OpError, Operation};
 pub use ops::{ModelOf, ReplicatedActiveModel};
 pub use registry::Registry;
 pub use replicated::Replicated;
@@ -43,7 +46,8 @@ pub use litefs_orm_macros::Replicated;
 /// Everything an app using litefs-orm usually needs.
 pub mod prelude {
     pub use crate::{
-        Config, Error, Registry, Replicated, ReplicatedActiveModel, ReplicatedDb, Role,
+        Config, DbFailure, Error, OpError, Operation, Registry, Replicated, ReplicatedActiveModel,
+        ReplicatedDb, Role,
     };
 }
 

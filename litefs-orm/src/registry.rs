@@ -6,6 +6,7 @@ use std::sync::Arc;
 use sea_orm::DatabaseTransaction;
 
 use crate::executor::ExecError;
+use crate::operation::{self, Operation, OperationHandler};
 use crate::ops::{BoxFut, ReplicatedActiveModel};
 use crate::replicated::Replicated;
 use crate::wire::{Op, Outcome, WireModel};
@@ -37,7 +38,7 @@ impl<A: ReplicatedActiveModel> EntityHandler for Handler<A> {
     }
 }
 
-/// The entities this node writes for others. Only entities registered here can be written
+/// The entities and operations this node runs for others. Only entities registered here can be written
 /// over RPC — nothing else, and no raw SQL. Register the same entities on every node.
 ///
 /// ```
@@ -58,12 +59,15 @@ impl<A: ReplicatedActiveModel> EntityHandler for Handler<A> {
 #[derive(Clone, Default)]
 pub struct Registry {
     entities: HashMap<&'static str, Arc<dyn EntityHandler>>,
+    operations: HashMap<&'static str, Arc<dyn OperationHandler>>,
     duplicates: Vec<&'static str>,
 }
 
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_set().entries(self.entities.keys()).finish()
+        f.debug_set()
+            .entries(self.entities.keys().chain(self.operations.keys()))
+            .finish()
     }
 }
 
@@ -86,19 +90,32 @@ impl Registry {
         self
     }
 
-    /// True when an entity of that name is registered.
-    pub fn contains(&self, name: &str) -> bool {
-        self.entities.contains_key(name)
+    /// Registers operation `O`: it can then run on the primary from any node.
+    pub fn operation<O: Operation>(mut self) -> Self {
+        let handler = Arc::new(operation::Handler::<O>(std::marker::PhantomData));
+        if self.operations.insert(O::NAME, handler).is_some() {
+            self.duplicates.push(O::NAME);
+        }
+        self
     }
 
-    pub(crate) fn get(&self, name: &str) -> Option<&Arc<dyn EntityHandler>> {
+    /// True when an entity or operation of that name is registered.
+    pub fn contains(&self, name: &str) -> bool {
+        self.entities.contains_key(name) || self.operations.contains_key(name)
+    }
+
+    pub(crate) fn entity_handler(&self, name: &str) -> Option<&Arc<dyn EntityHandler>> {
         self.entities.get(name)
+    }
+
+    pub(crate) fn operation_handler(&self, name: &str) -> Option<&Arc<dyn OperationHandler>> {
+        self.operations.get(name)
     }
 
     pub(crate) fn check(&self) -> crate::Result<()> {
         match self.duplicates.first() {
             Some(name) => Err(crate::Error::Config(format!(
-                "two registered entities share the name `{name}`; give one `#[litefs(name = \"...\")]`"
+                "two registered entities or operations share the name `{name}`; rename one (`#[litefs(name = \"...\")]` on an entity)"
             ))),
             None => Ok(()),
         }

@@ -199,6 +199,29 @@ pub struct WriteResponse {
     pub outcome: Outcome,
 }
 
+/// A registered [`Operation`](crate::Operation) to run on the primary, as POSTed there.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperationRequest {
+    /// [`WIRE_VERSION`].
+    pub v: u32,
+    /// The operation's registered name.
+    pub operation: String,
+    /// The operation value itself: its arguments.
+    pub args: serde_json::Value,
+}
+
+/// The primary's answer to a successful operation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OperationResponse {
+    /// [`WIRE_VERSION`].
+    pub v: u32,
+    /// The primary's LiteFS TXID after the commit (0 when standalone).
+    pub txid: u64,
+    /// The operation's output.
+    pub output: serde_json::Value,
+}
+
 /// Why the primary refused or failed a request; sent with a 4xx or 5xx status.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -215,6 +238,8 @@ pub enum ErrorCode {
     NotPrimary,
     /// The database refused the write (422): nothing was committed.
     Rejected,
+    /// The operation returned its own error (422): its transaction was rolled back.
+    OperationFailed,
     /// The write failed on the primary for another reason (500): nothing was committed.
     Internal,
 }
@@ -234,6 +259,23 @@ pub struct ErrorBody {
     /// For [`ErrorCode::NotPrimary`]: the primary this node knows of.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub primary: Option<String>,
+    /// For [`ErrorCode::OperationFailed`]: the operation's error value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<serde_json::Value>,
+}
+
+impl ErrorBody {
+    /// An error answer with just a code and a message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ErrorBody {
+            v: WIRE_VERSION,
+            code,
+            message: message.into(),
+            db: None,
+            primary: None,
+            error: None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! `ReplicatedDb` nodes serving their routers over loopback HTTP on the LiteFS stand-in.
 
 pub mod entities;
+pub mod operations;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -20,6 +21,8 @@ pub fn registry() -> Registry {
     Registry::new()
         .entity::<entities::post::Entity>()
         .entity::<entities::kitchen::Entity>()
+        .operation::<operations::IncrementPage>()
+        .operation::<operations::InsertPair>()
 }
 
 /// One node: its handle and the address its router listens on.
@@ -118,6 +121,7 @@ impl TestCluster {
                     entities::post::SCHEMA,
                     entities::kitchen::SCHEMA,
                     entities::secret::SCHEMA,
+                    operations::PAGE_VIEW_SCHEMA,
                 ] {
                     db.execute_unprepared(schema).await.unwrap();
                 }
@@ -151,7 +155,11 @@ pub async fn standalone(dir: &std::path::Path) -> ReplicatedDb {
     let db = ReplicatedDb::connect(Config::standalone(dir.join("app.db")), registry())
         .await
         .unwrap();
-    for schema in [entities::post::SCHEMA, entities::kitchen::SCHEMA] {
+    for schema in [
+        entities::post::SCHEMA,
+        entities::kitchen::SCHEMA,
+        operations::PAGE_VIEW_SCHEMA,
+    ] {
         db.execute_unprepared(schema).await.unwrap();
     }
     db
