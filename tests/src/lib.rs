@@ -3,6 +3,7 @@
 
 pub mod entities;
 pub mod operations;
+pub mod proxy;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -46,6 +47,8 @@ pub struct TestCluster {
     pub litefs: Cluster,
     /// The nodes, in cluster order; node 0 starts as primary.
     pub nodes: Vec<Node>,
+    /// With [`Setup::proxied`]: the proxy in front of each node, in node order.
+    pub proxies: Vec<proxy::FaultProxy>,
 }
 
 /// How to start a [`TestCluster`].
@@ -61,6 +64,9 @@ pub struct Setup {
     pub primary_wait: Duration,
     /// Whole-write deadline.
     pub write_timeout: Duration,
+    /// Put a [`proxy::FaultProxy`] in front of every node's router: the LiteFS hostnames
+    /// (and so every forwarded write) go through the proxies.
+    pub proxied: bool,
 }
 
 impl Default for Setup {
@@ -71,6 +77,7 @@ impl Default for Setup {
             replication_timeout: Duration::from_secs(5),
             primary_wait: Duration::from_secs(2),
             write_timeout: Duration::from_secs(10),
+            proxied: false,
         }
     }
 }
@@ -88,11 +95,21 @@ impl TestCluster {
         for _ in 0..setup.nodes {
             listeners.push(TcpListener::bind("127.0.0.1:0").await.unwrap());
         }
-        // A node's LiteFS hostname is its router's address, so the URL template is plain.
-        let hostnames: Vec<String> = listeners
-            .iter()
-            .map(|l| l.local_addr().unwrap().to_string())
-            .collect();
+        // A node's LiteFS hostname is its router's address (or its proxy's), so the URL
+        // template is plain.
+        let mut proxies = Vec::new();
+        if setup.proxied {
+            for l in &listeners {
+                proxies.push(proxy::FaultProxy::start(l.local_addr().unwrap()).await);
+            }
+        }
+        let hostnames: Vec<String> = match setup.proxied {
+            true => proxies.iter().map(|p| p.addr().to_string()).collect(),
+            false => listeners
+                .iter()
+                .map(|l| l.local_addr().unwrap().to_string())
+                .collect(),
+        };
         let litefs = Cluster::start(
             ClusterOptions::default()
                 .nodes(setup.nodes)
@@ -136,7 +153,11 @@ impl TestCluster {
             });
             nodes.push(Node { db, addr, server });
         }
-        TestCluster { litefs, nodes }
+        TestCluster {
+            litefs,
+            nodes,
+            proxies,
+        }
     }
 
     /// Node `i`'s handle.

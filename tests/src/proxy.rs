@@ -1,0 +1,162 @@
+//! A fault-injecting TCP proxy for tests: added latency, dropped connections, a reset after
+//! the request was sent, a stalled response. Tests put it between a replica and the primary.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// What the proxy does to the traffic passing through it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Pass everything through.
+    None,
+    /// Delay every chunk, both ways.
+    Latency(Duration),
+    /// Close every new connection at once, and every open one at its next request.
+    Drop,
+    /// Deliver the request to the upstream, then reset the client's connection instead of
+    /// passing the answer back: the request ran, the caller cannot know.
+    ResetAfterRequest,
+    /// Deliver the request, hold the answer back for as long as the fault lasts.
+    Stall,
+}
+
+/// A proxy on `127.0.0.1:0` in front of one upstream address.
+pub struct FaultProxy {
+    addr: SocketAddr,
+    fault: watch::Sender<Fault>,
+    upstream: Arc<Mutex<SocketAddr>>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FaultProxy {
+    /// Starts a proxy forwarding to `upstream`.
+    pub async fn start(upstream: SocketAddr) -> FaultProxy {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the proxy");
+        let addr = listener.local_addr().unwrap();
+        let (fault, _) = watch::channel(Fault::None);
+        let upstream = Arc::new(Mutex::new(upstream));
+        let task = tokio::spawn(accept(listener, fault.subscribe(), upstream.clone()));
+        FaultProxy {
+            addr,
+            fault,
+            upstream,
+            task,
+        }
+    }
+
+    /// Where clients connect.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Sets the fault for all traffic from now on.
+    pub fn set(&self, fault: Fault) {
+        self.fault.send_replace(fault);
+    }
+
+    /// Points the proxy at another upstream (new connections only).
+    pub fn set_upstream(&self, upstream: SocketAddr) {
+        *self.upstream.lock().unwrap() = upstream;
+    }
+}
+
+async fn accept(
+    listener: TcpListener,
+    fault: watch::Receiver<Fault>,
+    upstream: Arc<Mutex<SocketAddr>>,
+) {
+    loop {
+        let Ok((client, _)) = listener.accept().await else {
+            return;
+        };
+        if *fault.borrow() == Fault::Drop {
+            drop(client);
+            continue;
+        }
+        let target = *upstream.lock().unwrap();
+        tokio::spawn(relay(client, target, fault.clone()));
+    }
+}
+
+async fn relay(client: TcpStream, target: SocketAddr, fault: watch::Receiver<Fault>) {
+    let Ok(server) = TcpStream::connect(target).await else {
+        return;
+    };
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let (mut client_rx, mut client_tx) = client.into_split();
+    let (mut server_rx, mut server_tx) = server.into_split();
+    let (sent_tx, sent_rx) = watch::channel(false);
+    let upstream_fault = fault.clone();
+    let to_server = async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match client_rx.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            let current = *upstream_fault.borrow();
+            match current {
+                Fault::Drop => return,
+                Fault::Latency(d) => tokio::time::sleep(d).await,
+                _ => {}
+            }
+            if server_tx.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+            sent_tx.send_replace(true);
+        }
+    };
+    let to_client = async move {
+        let mut fault = fault;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match server_rx.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            loop {
+                let current = *fault.borrow();
+                match current {
+                    Fault::ResetAfterRequest if *sent_rx.borrow() => {
+                        // The upstream answered, so it ran the request: reset the client's
+                        // connection (RST, through a zero linger) instead of answering.
+                        let _ = client_tx.as_ref().set_zero_linger();
+                        return;
+                    }
+                    Fault::Stall => {
+                        if fault.changed().await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    Fault::Drop => return,
+                    Fault::Latency(d) => tokio::time::sleep(d).await,
+                    _ => {}
+                }
+                break;
+            }
+            if client_tx.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        _ = to_server => {}
+        _ = to_client => {}
+    }
+}

@@ -1,0 +1,120 @@
+//! Forwarded writes through a fault-injecting proxy: bounded time, and the error says
+//! whether the write may have been committed.
+
+use std::time::{Duration, Instant};
+
+use litefs_orm::{Error, ReplicatedActiveModel};
+use litefs_orm_tests::entities::post;
+use litefs_orm_tests::proxy::Fault;
+use litefs_orm_tests::{Setup, TestCluster};
+use sea_orm::ActiveValue::Set;
+use sea_orm::EntityTrait;
+
+fn new_post(title: &str) -> post::ActiveModel {
+    post::ActiveModel {
+        title: Set(title.to_owned()),
+        body: Set("b".into()),
+        ..Default::default()
+    }
+}
+
+async fn proxied(write_timeout: Duration) -> TestCluster {
+    TestCluster::start_with(Setup {
+        proxied: true,
+        write_timeout,
+        ..Setup::default()
+    })
+    .await
+}
+
+async fn on_primary(c: &TestCluster, title: &str) -> usize {
+    post::Entity::find()
+        .all(c.db(0))
+        .await
+        .unwrap()
+        .iter()
+        .filter(|p| p.title == title)
+        .count()
+}
+
+#[tokio::test]
+async fn a_write_through_added_latency_still_lands_once() {
+    let c = proxied(Duration::from_secs(10)).await;
+    c.proxies[0].set(Fault::Latency(Duration::from_millis(30)));
+    let saved = new_post("slow").insert_replicated(c.db(1)).await.unwrap();
+    assert_eq!(
+        post::Entity::find_by_id(saved.id)
+            .one(c.db(1))
+            .await
+            .unwrap(),
+        Some(saved)
+    );
+    assert_eq!(on_primary(&c, "slow").await, 1);
+}
+
+#[tokio::test]
+async fn a_stalled_answer_ends_at_the_deadline_as_maybe_committed() {
+    let c = proxied(Duration::from_millis(500)).await;
+    c.proxies[0].set(Fault::Stall);
+    let started = Instant::now();
+    let err = new_post("stalled")
+        .insert_replicated(c.db(1))
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(
+            err,
+            Error::Transport {
+                maybe_committed: true,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.may_be_committed());
+}
+
+#[tokio::test]
+async fn a_reset_after_the_request_reports_maybe_committed_and_the_write_is_there() {
+    let c = proxied(Duration::from_secs(5)).await;
+    c.proxies[0].set(Fault::ResetAfterRequest);
+    let err = new_post("reset")
+        .insert_replicated(c.db(1))
+        .await
+        .unwrap_err();
+    assert!(err.may_be_committed(), "{err:?}");
+    assert_eq!(on_primary(&c, "reset").await, 1);
+}
+
+#[tokio::test]
+async fn dropped_connections_fail_within_the_deadline() {
+    let c = proxied(Duration::from_millis(500)).await;
+    c.proxies[0].set(Fault::Drop);
+    let started = Instant::now();
+    let err = new_post("dropped")
+        .insert_replicated(c.db(1))
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(matches!(err, Error::Transport { .. }), "{err:?}");
+    assert_eq!(on_primary(&c, "dropped").await, 0);
+}
+
+#[tokio::test]
+async fn writes_recover_once_the_fault_clears() {
+    let c = proxied(Duration::from_secs(5)).await;
+    c.proxies[0].set(Fault::Drop);
+    let _ = new_post("during").insert_replicated(c.db(2)).await;
+    c.proxies[0].set(Fault::None);
+    new_post("after").insert_replicated(c.db(2)).await.unwrap();
+    assert_eq!(on_primary(&c, "after").await, 1);
+}
