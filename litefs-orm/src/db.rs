@@ -68,8 +68,10 @@ impl std::fmt::Debug for ReplicatedDb {
     }
 }
 
-/// Pause between attempts to reach a primary that is not answering.
-const RETRY_PAUSE: Duration = Duration::from_millis(50);
+/// First pause between attempts that were not applied; it doubles up to [`RETRY_PAUSE_MAX`].
+const RETRY_PAUSE: Duration = Duration::from_millis(20);
+/// Longest pause between attempts.
+const RETRY_PAUSE_MAX: Duration = Duration::from_millis(500);
 
 impl ReplicatedDb {
     /// Opens the database and starts following the node's role.
@@ -223,6 +225,7 @@ impl ReplicatedDb {
         let remaining = || deadline.saturating_duration_since(Instant::now());
         let mut body: Option<Bytes> = None;
         let mut last_error: Option<Error> = None;
+        let mut pause = RETRY_PAUSE;
         loop {
             if remaining().is_zero() {
                 return Err(last_error.unwrap_or(Error::NoPrimary {
@@ -277,10 +280,8 @@ impl ReplicatedDb {
             tracing::debug!(error = %error, "replicated write not applied; retrying");
             last_error = Some(error);
             self.refresh_role();
-            self.inner
-                .role
-                .changed_from(&role, RETRY_PAUSE.min(remaining()))
-                .await;
+            self.inner.role.changed_from(&role, pause.min(remaining())).await;
+            pause = (pause * 2).min(RETRY_PAUSE_MAX);
         }
     }
 
