@@ -280,7 +280,10 @@ impl ReplicatedDb {
             tracing::debug!(error = %error, "replicated write not applied; retrying");
             last_error = Some(error);
             self.refresh_role();
-            self.inner.role.changed_from(&role, pause.min(remaining())).await;
+            self.inner
+                .role
+                .changed_from(&role, pause.min(remaining()))
+                .await;
             pause = (pause * 2).min(RETRY_PAUSE_MAX);
         }
     }
