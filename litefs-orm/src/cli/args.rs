@@ -1,5 +1,6 @@
 //! The command line: [`Opt`], its subcommands, and the configuration it resolves to.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -88,6 +89,22 @@ pub enum Cmd {
     Reset,
     /// Show this node's role: standalone, primary or replica of which primary; its TXID and lag
     Role,
+    /// Start the app the way a deploy script would: restore the database if it is missing
+    /// (primary or standalone, with backups), apply migrations (or wait for them on a
+    /// replica), then run the app with Litestream backing up while this node is primary.
+    /// Signals pass on to the app; `run` exits with the app's exit code
+    Run {
+        /// Litestream replica URL, e.g. s3://bucket/app or file:///backups/app; without one
+        /// there are no backups [env: LITEFS_ORM_BACKUP_URL]
+        #[arg(long, value_name = "URL")]
+        backup_url: Option<String>,
+        /// How long a replica waits for the primary's migrations, e.g. 30s, 2m [default: 60s]
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        wait_timeout: Option<Duration>,
+        /// The app and its arguments, after `--`
+        #[arg(last = true, required = true, value_name = "APP")]
+        app: Vec<OsString>,
+    },
 }
 
 impl ConnectOpts {
@@ -171,6 +188,26 @@ mod tests {
     fn down_rolls_back_one_by_default() {
         let opt = Opt::try_parse_from(["m", "down"]).unwrap();
         assert!(matches!(opt.command, Cmd::Down { num: 1 }));
+    }
+
+    #[test]
+    fn run_takes_the_app_after_a_double_dash() {
+        let opt = Opt::try_parse_from(["m", "run", "--backup-url", "file:///b", "--", "app", "-x"])
+            .unwrap();
+        let Cmd::Run {
+            backup_url, app, ..
+        } = opt.command
+        else {
+            panic!("not run: {:?}", opt.command);
+        };
+        assert_eq!(backup_url.as_deref(), Some("file:///b"));
+        assert_eq!(app, ["app", "-x"]);
+    }
+
+    #[test]
+    fn run_without_an_app_is_a_usage_error() {
+        let err = Opt::try_parse_from(["m", "run"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
     }
 
     #[test]

@@ -25,6 +25,30 @@
 //!
 //! With no primary known, `up` waits `--primary-wait` (default 5 s) for one, then fails.
 //!
+//! # `run -- <app>`: start a node
+//!
+//! What a deploy script of a single-node SQLite app does (restore the database from its
+//! Litestream backup, migrate, start the app under `litestream replicate`), made safe for a
+//! LiteFS cluster:
+//!
+//! 1. With backups configured (`LITEFS_ORM_BACKUP_URL`, see
+//!    [`BackupConfig`](crate::backup::BackupConfig)), checks that `litestream` runs and
+//!    writes `litestream.yml` into the state directory.
+//! 2. On the primary or standalone: restores the database if it is missing (a fresh start
+//!    only when the replica holds no backup at all), else checks that the storage answers.
+//!    On a replica: nothing, LiteFS brings the database.
+//! 3. `up`, waiting on a replica until the schema has replicated (`--wait-timeout`).
+//! 4. Starts `litestream replicate` while this node is primary or standalone, following
+//!    role changes ([`Replicator`](crate::backup::Replicator)), and the app beside it.
+//! 5. Passes SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 on to the app; when the
+//!    app has exited, stops Litestream after its final sync and exits with the app's exit
+//!    code (128 + N when signal N ended it).
+//!
+//! Any failure before the app starts is an error (exit 1) and the app is not started: an
+//! app on an empty database would overwrite the backup. Litestream is not the app's parent
+//! (`litestream replicate -exec`) but its sibling, so that it can start and stop with the
+//! node's role and so that the app's exit code is not reduced to 0 or 1.
+//!
 //! Configuration comes from the library's environment variables (`LITEFS_ORM_DATABASE`,
 //! `LITEFS_ORM_MOUNT`, `LITEFS_ORM_LITEFS_HTTP`, `LITEFS_ORM_PRIMARY_WAIT_MS`), overridden by
 //! the flags `--database`, `--mount`, `--litefs-http`, `--primary-wait`. Without a mount the
@@ -36,6 +60,7 @@
 //! | code | meaning |
 //! |---|---|
 //! | 0 | success, including `up` skipped on a replica |
+//! | any | `run`: the app's exit code, or 128 + N when signal N ended it |
 //! | 1 | error: one line saying what failed, then its cause, on stderr |
 //! | 2 | usage error (unknown flag, bad value), from the argument parser |
 //!
@@ -44,6 +69,8 @@
 
 mod args;
 mod output;
+#[cfg(unix)]
+mod run;
 
 use std::process::ExitCode;
 
@@ -54,6 +81,8 @@ use crate::migrate::{self, Target, UpOptions};
 
 pub use args::{Cmd, ConnectOpts, Opt};
 pub use output::{Output, RoleInfo};
+#[cfg(unix)]
+pub use run::AppExit;
 
 /// How long `up --wait` waits when `--wait-timeout` is not given.
 pub const DEFAULT_WAIT_TIMEOUT: std::time::Duration = migrate::DEFAULT_SCHEMA_WAIT;
@@ -104,12 +133,21 @@ pub async fn run<M: MigratorTrait>(opt: Opt) -> Result<Output, Error> {
         .config()
         .map_err(fail("cannot read the configuration"))?;
     let database = config.db_path().display().to_string();
-    let target = Target::connect(config)
+    let target = Target::connect(config.clone())
         .await
         .map_err(fail(format!("cannot open {database}")))?;
     let action = |name: &str| format!("`{name}` on {database} failed");
     let report = match opt.command {
         Cmd::Role => return Ok(Output::Role(RoleInfo::read(&target))),
+        Cmd::Run {
+            backup_url,
+            wait_timeout,
+            app,
+        } => {
+            // `run` follows the role itself, for as long as the app runs.
+            drop(target);
+            return run_app::<M>(config, backup_url, wait_timeout, app).await;
+        }
         Cmd::Status => {
             let status = migrate::status::<M>(&target)
                 .await
@@ -156,6 +194,47 @@ pub async fn run<M: MigratorTrait>(opt: Opt) -> Result<Output, Error> {
     Ok(Output::Report(report))
 }
 
+#[cfg(unix)]
+async fn run_app<M: MigratorTrait>(
+    config: crate::Config,
+    backup_url: Option<String>,
+    wait_timeout: Option<std::time::Duration>,
+    app: Vec<std::ffi::OsString>,
+) -> Result<Output, Error> {
+    let config_error = fail("cannot read the backup configuration");
+    let backup = match (crate::backup::BackupConfig::from_env(), backup_url) {
+        (Err(e), _) => return Err(config_error(e)),
+        (Ok(Some(mut b)), Some(url)) => {
+            b.url = url;
+            Some(b)
+        }
+        (Ok(None), Some(url)) => Some(crate::backup::BackupConfig::new(url)),
+        (Ok(b), None) => b,
+    };
+    if let Some(b) = &backup {
+        b.validate().map_err(config_error)?;
+    }
+    let opts = run::RunOptions {
+        config,
+        backup,
+        wait_timeout: wait_timeout.unwrap_or(DEFAULT_WAIT_TIMEOUT),
+        command: app,
+    };
+    run::run::<M>(opts).await.map(Output::Run)
+}
+
+#[cfg(not(unix))]
+async fn run_app<M: MigratorTrait>(
+    _: crate::Config,
+    _: Option<String>,
+    _: Option<std::time::Duration>,
+    _: Vec<std::ffi::OsString>,
+) -> Result<Output, Error> {
+    Err(fail("`run` needs a Unix system")(crate::Error::Config(
+        "signals and process groups are Unix-only".into(),
+    )))
+}
+
 /// The whole CLI: parses the arguments, runs, prints the output (stdout) or the error
 /// (stderr), and returns the exit code (see the module docs).
 pub async fn main<M: MigratorTrait>() -> ExitCode {
@@ -178,16 +257,29 @@ pub async fn main<M: MigratorTrait>() -> ExitCode {
             return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
         }
     };
-    if opt.verbose || std::env::var_os("RUST_LOG").is_some() {
+    // `run` always says what it does: restores, roles, Litestream, the app's end.
+    let is_run = matches!(opt.command, Cmd::Run { .. });
+    if opt.verbose || is_run || std::env::var_os("RUST_LOG").is_some() {
+        let default = if is_run && !opt.verbose {
+            "litefs_orm=info"
+        } else {
+            "info"
+        };
         let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
         // The process's only subscriber, unless the binary installed its own first.
         let _ = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(std::io::stderr)
+            .with_target(!is_run)
             .try_init();
     }
     match run::<M>(opt).await {
+        #[cfg(unix)]
+        Ok(Output::Run(exit)) => {
+            eprintln!("{exit}");
+            ExitCode::from(exit.exit_code())
+        }
         Ok(output) => {
             println!("{output}");
             ExitCode::SUCCESS

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use super::run::AppExit;
 use crate::litefs::{LAG_NEVER_SYNCED_MS, Pos};
 use crate::migrate::{Report, Status, Target};
 use crate::role::Role;
@@ -17,6 +18,9 @@ pub enum Output {
     Status(Status),
     /// `role`.
     Role(RoleInfo),
+    /// `run`: how the app ended. The CLI prints it to stderr (stdout is the app's) and exits
+    /// with the app's exit code.
+    Run(AppExit),
 }
 
 impl fmt::Display for Output {
@@ -25,6 +29,7 @@ impl fmt::Display for Output {
             Output::Report(r) => r.fmt(f),
             Output::Status(s) => s.fmt(f),
             Output::Role(r) => r.fmt(f),
+            Output::Run(r) => r.fmt(f),
         }
     }
 }
