@@ -1,14 +1,18 @@
-//! Runs a write on the primary in one transaction and learns the TXID that will hold it.
+//! Runs a write on the primary in a transaction and learns the TXID that will hold it.
 //!
 //! The TXID is read from `-pos` while the transaction still holds SQLite's write lock, after
 //! the write: no other commit can land between that read and ours, so our commit is the
 //! next transaction, `read + 1`. LiteFS numbers every commit that way, so a replica that
 //! reaches that TXID has the write — without reading `-pos` again after the commit.
+//!
+//! Concurrent writes share transactions ([`crate::batch`], group commit); a write that finds
+//! the writer idle runs alone, as [`solo`] here.
 
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, Statement, TransactionTrait,
 };
 
+use crate::batch;
 use crate::error::{DbFailure, is_replica_write_error};
 use crate::ops::BoxFut;
 use crate::position::PositionTracker;
@@ -72,7 +76,44 @@ impl ExecError {
 
 /// Runs `work` in a transaction on `writer`; returns its value and the TXID holding it
 /// (0 without LiteFS).
+///
+/// When other writes are committing on `writer`, the transaction is shared with them (group
+/// commit, [`crate::batch`]): `work` then runs in a savepoint of its own, so its failure —
+/// an `Err`, a panic, being dropped — rolls back only its own changes, and its TXID is the
+/// shared commit's.
 pub(crate) async fn in_transaction<T, F>(
+    writer: &DatabaseConnection,
+    position: Option<&PositionTracker>,
+    work: F,
+) -> Result<(T, u64), ExecError>
+where
+    F: for<'t> FnOnce(&'t DatabaseTransaction) -> BoxFut<'t, Result<T, ExecError>>,
+{
+    let key = batch::key(writer);
+    if batch::writing(key) {
+        // It would wait for the transaction it runs in: refuse rather than hang.
+        return Err(ExecError::Db(DbErr::Custom(
+            "a replicated write was started inside another replicated write's transaction on \
+             the same database; run it after that write returns, or in the same transaction"
+                .into(),
+        )));
+    }
+    batch::WRITING
+        .scope(key, async move {
+            match batch::enter(key, writer, position) {
+                batch::Entry::Alone(owner) => {
+                    let result = solo(writer, position, work).await;
+                    drop(owner);
+                    result
+                }
+                batch::Entry::Queued(turn) => batch::follow(turn, work).await,
+            }
+        })
+        .await
+}
+
+/// One write in a transaction of its own.
+async fn solo<T, F>(
     writer: &DatabaseConnection,
     position: Option<&PositionTracker>,
     work: F,

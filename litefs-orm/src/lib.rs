@@ -3,6 +3,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod auth;
+mod batch;
 pub mod client;
 mod config;
 mod db;
@@ -25,6 +26,9 @@ pub mod testkit;
 
 #[cfg(feature = "migrate")]
 pub mod migrate;
+
+#[cfg(feature = "backup")]
+pub mod backup;
 
 #[cfg(feature = "cli")]
 pub mod cli;
@@ -53,5 +57,6 @@ pub mod prelude {
 
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::batch::set_group_commit;
     pub use sea_orm;
 }

@@ -1,0 +1,258 @@
+//! Group commit: writes that reach the primary while another commit is in flight share one
+//! SQLite transaction, each in its own savepoint.
+//!
+//! A write that finds its writer idle runs alone, exactly as a single transaction
+//! ([`executor::solo`](crate::executor)). A write that finds it busy queues a ticket. When
+//! the busy writer is done, a leader task opens one transaction for the queue and takes the
+//! tickets in turn: `SAVEPOINT`, hand the transaction to that caller, which runs its own
+//! work in its own task (so its value, hooks and panics stay its own), then `RELEASE` — or
+//! `ROLLBACK TO` the savepoint when the work failed, panicked or was cancelled, so only that
+//! caller fails. Tickets that arrive while the batch runs join it, up to [`MAX_WRITES`]
+//! writes or [`MAX_OPEN`] after it opened. Then the leader reads `-pos` (under the write
+//! lock, as a single write does), commits once and gives every successful caller the
+//! batch's TXID.
+//!
+//! An error that ends the whole transaction — SQLite refusing a write the way a LiteFS
+//! replica does, a savepoint statement failing, `-pos` unreadable, the commit failing —
+//! fails every write of the batch with it; nothing of the batch is committed then.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
+use tokio::sync::oneshot;
+
+use crate::executor::ExecError;
+use crate::ops::BoxFut;
+use crate::position::PositionTracker;
+
+/// Most writes in one batch.
+pub(crate) const MAX_WRITES: usize = 64;
+/// A batch admits no more writes once it has been open this long.
+pub(crate) const MAX_OPEN: Duration = Duration::from_millis(10);
+
+/// The savepoint each write of a batch runs in (one at a time, so one name serves).
+const SAVEPOINT: &str = "litefs_orm_batch";
+
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Writers that are busy, by [`key`]: the tickets waiting for them. An entry exists exactly
+/// while a lone write or a leader owns that writer.
+static BUSY: Mutex<BTreeMap<usize, VecDeque<Ticket>>> = Mutex::new(BTreeMap::new());
+
+tokio::task_local! {
+    /// The writer (by [`key`]) whose write the current task is running.
+    pub(crate) static WRITING: usize;
+}
+
+/// True when the current task is inside a write on writer `key`: another write from it
+/// would wait for its own transaction.
+pub(crate) fn writing(key: usize) -> bool {
+    WRITING.try_with(|k| *k == key).unwrap_or(false)
+}
+
+/// Turns group commit on (the default) or off for the whole process. Off, every write runs
+/// in a transaction of its own, as before group commit; for benchmarks.
+#[doc(hidden)]
+pub fn set_group_commit(enabled: bool) {
+    ENABLED.store(enabled, Ordering::SeqCst);
+}
+
+/// A queued write: where the leader sends its turn (or the error that prevents it).
+type Ticket = oneshot::Sender<Result<Turn, ExecError>>;
+
+/// A write's turn in a batch: the shared transaction, and later the commit's outcome.
+pub(crate) struct Turn {
+    lease: Lease,
+    committed: oneshot::Receiver<Result<u64, ExecError>>,
+}
+
+/// The batch's transaction lent to one caller. Returned by [`Lease::finish`], or on drop
+/// (panic, cancellation) as [`Ran::Abandoned`]; the transaction's reference is always let
+/// go before the leader hears back, so the leader ends up its only owner.
+struct Lease {
+    txn: Option<Arc<DatabaseTransaction>>,
+    done: Option<oneshot::Sender<Ran>>,
+}
+
+/// How a write's work ended.
+enum Ran {
+    Ok,
+    /// Failed; `fatal` when the error ends the transaction (this node is not the primary).
+    Failed {
+        fatal: bool,
+    },
+    /// Panicked or was cancelled.
+    Abandoned,
+}
+
+impl Lease {
+    fn txn(&self) -> &DatabaseTransaction {
+        self.txn
+            .as_deref()
+            .expect("a lease holds its transaction until it ends")
+    }
+
+    fn finish(mut self, ran: Ran) {
+        self.give_back(ran);
+    }
+
+    fn give_back(&mut self, ran: Ran) {
+        self.txn = None;
+        if let Some(done) = self.done.take() {
+            let _ = done.send(ran);
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.give_back(Ran::Abandoned);
+    }
+}
+
+/// How a write enters: alone on an idle writer, or queued behind a busy one.
+pub(crate) enum Entry<'a> {
+    /// Run as a single transaction; dropping the guard hands the writer to the queue.
+    Alone(Alone<'a>),
+    /// Wait for a turn in a batch ([`follow`]).
+    Queued(oneshot::Receiver<Result<Turn, ExecError>>),
+}
+
+/// Owns an idle writer for one lone write; on drop, starts a leader for whatever queued.
+pub(crate) struct Alone<'a> {
+    owner: Option<(usize, &'a DatabaseConnection, Option<&'a PositionTracker>)>,
+}
+
+impl Drop for Alone<'_> {
+    fn drop(&mut self) {
+        let Some((key, writer, position)) = self.owner.take() else {
+            return;
+        };
+        let mut busy = lock_busy();
+        if busy.get(&key).is_some_and(|q| !q.is_empty()) {
+            drop(busy);
+            spawn_leader(key, writer.clone(), position.cloned());
+        } else {
+            busy.remove(&key);
+        }
+    }
+}
+
+/// Claims `writer` (of [`key`] `key`) for one write, or queues behind its current owner.
+pub(crate) fn enter<'a>(
+    key: usize,
+    writer: &'a DatabaseConnection,
+    position: Option<&'a PositionTracker>,
+) -> Entry<'a> {
+    if !ENABLED.load(Ordering::Relaxed) {
+        return Entry::Alone(Alone { owner: None });
+    }
+    let mut busy = lock_busy();
+    match busy.get_mut(&key) {
+        Some(queue) => {
+            let (ticket, turn) = oneshot::channel();
+            queue.push_back(ticket);
+            Entry::Queued(turn)
+        }
+        None => {
+            busy.insert(key, VecDeque::new());
+            Entry::Alone(Alone {
+                owner: Some((key, writer, position)),
+            })
+        }
+    }
+}
+
+/// Waits for the turn, runs `work` in the batch's transaction, waits for the commit.
+pub(crate) async fn follow<T, F>(
+    turn: oneshot::Receiver<Result<Turn, ExecError>>,
+    work: F,
+) -> Result<(T, u64), ExecError>
+where
+    F: for<'t> FnOnce(&'t DatabaseTransaction) -> BoxFut<'t, Result<T, ExecError>>,
+{
+    let Turn { lease, committed } = turn.await.map_err(|_| stopped())??;
+    match work(lease.txn()).await {
+        Ok(value) => {
+            lease.finish(Ran::Ok);
+            let txid = committed.await.map_err(|_| stopped())??;
+            Ok((value, txid))
+        }
+        Err(e) => {
+            let fatal = matches!(e, ExecError::NotPrimary);
+            lease.finish(Ran::Failed { fatal });
+            Err(e)
+        }
+    }
+}
+
+/// One queue per writer pool, keyed by the address of the pool's connect options, which
+/// the pool owns for its whole life. Whoever owns a busy entry (a lone write, a leader)
+/// holds the pool, so no other pool can have that address while the entry exists.
+pub(crate) fn key(writer: &DatabaseConnection) -> usize {
+    Arc::as_ptr(&writer.get_sqlite_connection_pool().connect_options()) as usize
+}
+
+fn lock_busy() -> MutexGuard<'static, BTreeMap<usize, VecDeque<Ticket>>> {
+    BUSY.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The next ticket for a running batch.
+fn pop(key: usize) -> Option<Ticket> {
+    lock_busy().get_mut(&key)?.pop_front()
+}
+
+/// The next ticket for a new batch; with none, the writer is idle again.
+fn next_or_retire(key: usize) -> Option<Ticket> {
+    let mut busy = lock_busy();
+    let ticket = busy.get_mut(&key)?.pop_front();
+    if ticket.is_none() {
+        busy.remove(&key);
+    }
+    ticket
+}
+
+fn stopped() -> ExecError {
+    ExecError::Db(DbErr::Custom(
+        "the primary stopped before this write was committed (is it shutting down?)".into(),
+    ))
+}
+
+fn spawn_leader(key: usize, writer: DatabaseConnection, position: Option<PositionTracker>) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) => {
+            // Made before the task first runs, so that dropping the task unpolled still frees
+            // the writer.
+            let leading = Leading(key);
+            drop(rt.spawn(lead(leading, writer, position)));
+        }
+        // No runtime left to commit on: the queued writes fail with `stopped`.
+        Err(_) => drop(lock_busy().remove(&key)),
+    }
+}
+
+/// Ends the busy entry if the leader dies (panic, runtime shutdown): its callers then
+/// fail instead of waiting forever, and later writes find the writer idle.
+struct Leading(usize);
+
+impl Drop for Leading {
+    fn drop(&mut self) {
+        lock_busy().remove(&self.0);
+    }
+}
+
+async fn lead(leading: Leading, writer: DatabaseConnection, position: Option<PositionTracker>) {
+    let key = leading.0;
+    while let Some(first) = next_or_retire(key) {
+        leader::run_batch(key, first, &writer, position.as_ref()).await;
+    }
+    std::mem::forget(leading);
+}
+
+mod leader;
+
+#[cfg(test)]
+mod tests;
