@@ -85,10 +85,18 @@ pub enum AuthError {
 pub struct Verifier {
     secret: Option<Vec<u8>>,
     max_skew: Duration,
-    seen: Mutex<HashMap<String, u64>>,
+    seen: Mutex<Seen>,
 }
 
-/// Above this many remembered nonces, expired ones are swept on insert.
+/// Nonces seen inside the freshness window, and the size at which to sweep expired ones.
+#[derive(Debug)]
+struct Seen {
+    nonces: HashMap<String, u64>,
+    sweep_at: usize,
+}
+
+/// The least size at which expired nonces are swept; the threshold then doubles with what
+/// is still fresh, so a sweep costs O(1) per request amortized.
 const SWEEP_AT: usize = 4096;
 
 impl Verifier {
@@ -97,7 +105,10 @@ impl Verifier {
         Verifier {
             secret: secret.map(|s| s.as_bytes().to_vec()),
             max_skew,
-            seen: Mutex::new(HashMap::new()),
+            seen: Mutex::new(Seen {
+                nonces: HashMap::new(),
+                sweep_at: SWEEP_AT,
+            }),
         }
     }
 
@@ -114,11 +125,16 @@ impl Verifier {
             .verify_slice(&expected)
             .map_err(|_| AuthError::BadSignature)?;
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        if seen.len() >= SWEEP_AT {
+        if seen.nonces.len() >= seen.sweep_at {
             let window = self.max_skew.as_millis() as u64;
-            seen.retain(|_, ts| now.abs_diff(*ts) <= window);
+            seen.nonces.retain(|_, ts| now.abs_diff(*ts) <= window);
+            seen.sweep_at = (seen.nonces.len() * 2).max(SWEEP_AT);
         }
-        if seen.insert(sig.nonce.clone(), sig.timestamp_ms).is_some() {
+        if seen
+            .nonces
+            .insert(sig.nonce.clone(), sig.timestamp_ms)
+            .is_some()
+        {
             return Err(AuthError::Replayed);
         }
         Ok(())
