@@ -105,28 +105,28 @@ where
     async fn insert_replicated(self, db: &ReplicatedDb) -> Result<ModelOf<Self>> {
         match db.write(Op::Insert, self).await? {
             Applied::Model(m) => Ok(m),
-            other => Err(unexpected(Op::Insert, &other)),
+            _ => Err(unexpected(Op::Insert)),
         }
     }
 
     async fn update_replicated(self, db: &ReplicatedDb) -> Result<ModelOf<Self>> {
         match db.write(Op::Update, self).await? {
             Applied::Model(m) => Ok(m),
-            other => Err(unexpected(Op::Update, &other)),
+            _ => Err(unexpected(Op::Update)),
         }
     }
 
     async fn save_replicated(self, db: &ReplicatedDb) -> Result<Self> {
         match db.write(Op::Save, self).await? {
             Applied::Saved(a) => Ok(a),
-            other => Err(unexpected(Op::Save, &other)),
+            _ => Err(unexpected(Op::Save)),
         }
     }
 
     async fn delete_replicated(self, db: &ReplicatedDb) -> Result<u64> {
         match db.write(Op::Delete, self).await? {
             Applied::Deleted(d) => Ok(d),
-            other => Err(unexpected(Op::Delete, &other)),
+            _ => Err(unexpected(Op::Delete)),
         }
     }
 
@@ -182,6 +182,6 @@ where
     }
 }
 
-fn unexpected<A: ActiveModelTrait>(op: Op, _got: &Applied<A>) -> crate::Error {
+fn unexpected(op: Op) -> crate::Error {
     crate::Error::Protocol(format!("{op:?} produced the result of another operation"))
 }

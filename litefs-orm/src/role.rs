@@ -98,7 +98,7 @@ impl RoleWatch {
     pub async fn litefs(mount: PathBuf, http: Option<String>) -> Self {
         let files = FileSource { mount };
         let first = match &http {
-            Some(url) => match fetch_info(url).await {
+            Some(url) => match fetch_info(&http_client(), url).await {
                 Ok(info) => Role::from_flags(info.is_primary, &info.primary.hostname),
                 Err(_) => files.read().await,
             },
@@ -211,8 +211,8 @@ fn http_client() -> reqwest::Client {
         .unwrap_or_default()
 }
 
-async fn fetch_info(base: &str) -> reqwest::Result<NodeInfo> {
-    http_client()
+async fn fetch_info(client: &reqwest::Client, base: &str) -> reqwest::Result<NodeInfo> {
+    client
         .get(format!("{}/info", base.trim_end_matches('/')))
         .timeout(Duration::from_secs(2))
         .send()
@@ -249,7 +249,7 @@ async fn follow_http(
                     tokio::select! {
                         _ = tx.closed() => return,
                         _ = refresh.notified() => {
-                            if let Ok(info) = fetch_info(&base).await {
+                            if let Ok(info) = fetch_info(&client, &base).await {
                                 publish(&tx, Role::from_flags(info.is_primary, &info.primary.hostname));
                             }
                         }
@@ -268,7 +268,7 @@ async fn follow_http(
             }
             Err(e) => {
                 tracing::debug!(error = %e, "LiteFS /events unavailable");
-                let role = match fetch_info(&base).await {
+                let role = match fetch_info(&client, &base).await {
                     Ok(info) => Role::from_flags(info.is_primary, &info.primary.hostname),
                     Err(_) => files.read().await,
                 };

@@ -66,6 +66,9 @@ pub enum WireError {
     /// The wire form names a column the entity does not have.
     #[error("unknown column `{0}`")]
     UnknownColumn(String),
+    /// The answer holds the outcome of another operation than the one sent.
+    #[error("the answer to {0} holds the outcome of another operation")]
+    OtherOutcome(&'static str),
     /// A model is missing a column that a full model must carry.
     #[error("column `{0}` is missing from the model")]
     MissingColumn(String),
