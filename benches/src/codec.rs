@@ -33,6 +33,7 @@ fn request(model: &item::ActiveModel) -> WriteRequest {
         entity: <item::Entity as Replicated>::NAME.to_owned(),
         op: Op::Insert,
         model: <item::Entity as Replicated>::to_wire(model),
+        key: Some("0123456789abcdef0123456789abcdef".to_owned()),
     }
 }
 

@@ -48,6 +48,7 @@ pub fn insert_body(n: u64) -> Result<Bytes> {
         entity: <item::Entity as Replicated>::NAME.to_owned(),
         op: Op::Insert,
         model: <item::Entity as Replicated>::to_wire(&model),
+        key: Some(uuid::Uuid::new_v4().simple().to_string()),
     })?;
     Ok(Bytes::from(body))
 }
@@ -101,6 +102,7 @@ async fn refused_rtt(bench: &Bench) -> Result<Duration> {
         entity: "not_registered".to_owned(),
         op: Op::Insert,
         model: <item::Entity as Replicated>::to_wire(&item::new(0)),
+        key: None,
     })?;
     let url = bench.primary_url(RPC_PATH);
     let start = Instant::now();

@@ -110,6 +110,7 @@ fn transport_error(url: &str, e: &reqwest::Error) -> Error {
         url: url.to_owned(),
         message,
         maybe_committed,
+        attempts: 1,
     }
 }
 

@@ -24,6 +24,7 @@ use crate::error::{Error, Result};
 /// | [`max_clock_skew`](Config::max_clock_skew) | `LITEFS_ORM_MAX_CLOCK_SKEW_MS` | 30 000 |
 /// | [`max_body_bytes`](Config::max_body_bytes) | `LITEFS_ORM_MAX_BODY_BYTES` | 1 048 576 |
 /// | [`read_connections`](Config::read_connections) | `LITEFS_ORM_READ_CONNECTIONS` | 4 |
+/// | [`idempotency_window`](Config::idempotency_window) | `LITEFS_ORM_IDEMPOTENCY_WINDOW_MS` | 600 000 |
 ///
 /// ```
 /// use litefs_orm::Config;
@@ -65,6 +66,12 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Connections of the local read pool.
     pub read_connections: u32,
+    /// How long the primary remembers a forwarded write's idempotency key (and its answer,
+    /// in the `_litefs_orm_idempotency` table): a retry within it is answered from the
+    /// record instead of writing again. At least twice [`write_timeout`](Config::write_timeout)
+    /// plus [`max_clock_skew`](Config::max_clock_skew), since retries span a whole write
+    /// deadline and may reach a new primary with another clock.
+    pub idempotency_window: Duration,
 }
 
 /// The path the RPC router serves forwarded writes on.
@@ -86,6 +93,7 @@ impl Default for Config {
             max_clock_skew: Duration::from_secs(30),
             max_body_bytes: 1 << 20,
             read_connections: 4,
+            idempotency_window: Duration::from_secs(600),
         }
     }
 }
@@ -132,6 +140,10 @@ impl Config {
         )?;
         ms("LITEFS_ORM_PRIMARY_WAIT_MS", &mut c.primary_wait)?;
         ms("LITEFS_ORM_MAX_CLOCK_SKEW_MS", &mut c.max_clock_skew)?;
+        ms(
+            "LITEFS_ORM_IDEMPOTENCY_WINDOW_MS",
+            &mut c.idempotency_window,
+        )?;
         let nonempty = |key: &str| get(key).filter(|v| !v.trim().is_empty());
         if let Some(v) = nonempty("LITEFS_ORM_DATABASE") {
             c.database = v.into();
@@ -195,6 +207,12 @@ impl Config {
         self
     }
 
+    /// Sets [`idempotency_window`](Config::idempotency_window).
+    pub fn with_idempotency_window(mut self, d: Duration) -> Self {
+        self.idempotency_window = d;
+        self
+    }
+
     /// Sets [`max_body_bytes`](Config::max_body_bytes).
     pub fn with_max_body_bytes(mut self, n: usize) -> Self {
         self.max_body_bytes = n;
@@ -237,6 +255,14 @@ impl Config {
         if self.read_connections == 0 {
             return Err(Error::Config("read_connections must be at least 1".into()));
         }
+        let shortest = self.write_timeout * 2 + self.max_clock_skew;
+        if self.idempotency_window < shortest {
+            return Err(Error::Config(format!(
+                "idempotency_window (LITEFS_ORM_IDEMPOTENCY_WINDOW_MS) is {:?}, shorter than twice \
+                 write_timeout plus max_clock_skew ({shortest:?}): a retried write could be applied twice",
+                self.idempotency_window
+            )));
+        }
         Ok(())
     }
 }
@@ -272,11 +298,13 @@ mod tests {
             ("LITEFS_ORM_SECRET", "0123456789abcdef"),
             ("LITEFS_ORM_WRITE_TIMEOUT_MS", "1500"),
             ("LITEFS_ORM_MAX_BODY_BYTES", "2048"),
+            ("LITEFS_ORM_IDEMPOTENCY_WINDOW_MS", "90000"),
         ]))
         .unwrap();
         assert_eq!(c.db_path(), PathBuf::from("/litefs/x.db"));
         assert_eq!(c.write_timeout, Duration::from_millis(1500));
         assert_eq!(c.max_body_bytes, 2048);
+        assert_eq!(c.idempotency_window, Duration::from_secs(90));
         assert_eq!(
             c.primary_rpc_url("n2"),
             "http://n2:9000/litefs-orm/v1/write"
@@ -298,5 +326,18 @@ mod tests {
     fn a_mount_without_a_secret_is_refused() {
         let err = Config::litefs("/litefs", "app.db").validate().unwrap_err();
         assert!(err.to_string().contains("LITEFS_ORM_SECRET"), "{err}");
+    }
+
+    #[test]
+    fn an_idempotency_window_shorter_than_a_retry_span_is_refused() {
+        let err = Config::standalone("x.db")
+            .with_write_timeout(Duration::from_secs(60))
+            .with_idempotency_window(Duration::from_secs(100))
+            .validate()
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("LITEFS_ORM_IDEMPOTENCY_WINDOW_MS"),
+            "{err}"
+        );
     }
 }

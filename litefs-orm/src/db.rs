@@ -14,16 +14,18 @@ use sea_orm::{
 };
 
 use crate::auth::Verifier;
-use crate::client::{HttpTransport, Transport};
+use crate::client::{self, HttpTransport, Transport};
 use crate::config::Config;
 use crate::error::{Error, Result, is_replica_write_error};
-use crate::executor::{ExecError, in_transaction};
+use crate::executor::in_transaction;
+use crate::idempotency::{self, Ledger};
 use crate::job::{Job, OperationJob, WriteJob};
 use crate::operation::{OpError, Operation};
 use crate::ops::{Applied, ReplicatedActiveModel};
 use crate::position::PositionTracker;
 use crate::registry::Registry;
 use crate::role::{Role, RoleWatch};
+use crate::server;
 use crate::sql;
 use crate::wire::Op;
 
@@ -56,6 +58,7 @@ struct Inner {
     registry: Registry,
     transport: Arc<dyn Transport>,
     verifier: Verifier,
+    ledger: Ledger,
 }
 
 impl std::fmt::Debug for ReplicatedDb {
@@ -103,6 +106,7 @@ impl ReplicatedDb {
         let writer = open(&path, 1, false, may_create).await?;
         let reader = open(&path, config.read_connections, true, false).await?;
         let verifier = Verifier::new(config.rpc_secret.as_deref(), config.max_clock_skew);
+        let ledger = Ledger::new(config.idempotency_window);
         Ok(ReplicatedDb {
             inner: Arc::new(Inner {
                 config,
@@ -113,6 +117,7 @@ impl ReplicatedDb {
                 registry,
                 transport,
                 verifier,
+                ledger,
             }),
         })
     }
@@ -157,6 +162,10 @@ impl ReplicatedDb {
 
     pub(crate) fn verifier(&self) -> &Verifier {
         &self.inner.verifier
+    }
+
+    pub(crate) fn ledger(&self) -> &Ledger {
+        &self.inner.ledger
     }
 
     pub(crate) fn refresh_role(&self) {
@@ -213,9 +222,11 @@ impl ReplicatedDb {
     }
 
     /// Where work runs: locally in a transaction on the primary (or standalone), forwarded
-    /// from a replica, waited for while no primary is known. Work that was not applied
-    /// ("not primary", a connection refused) is retried against the current primary until
-    /// the write deadline; nothing that may have been applied is retried.
+    /// from a replica, waited for while no primary is known. Attempts that were not applied
+    /// ("not primary", a refused connection) and attempts whose fate is unknown (a lost
+    /// answer, a primary change mid-request) are retried against the current primary until
+    /// the write deadline: every attempt carries the call's idempotency key, so a primary
+    /// that already committed it answers from its record instead of writing again.
     async fn dispatch<J: Job>(&self, job: J) -> Result<J::Output> {
         if !self.inner.registry.contains(job.name()) {
             return Err(Error::UnknownEntity(job.name().to_owned()));
@@ -223,62 +234,46 @@ impl ReplicatedDb {
         let cfg = &self.inner.config;
         let deadline = Instant::now() + cfg.write_timeout;
         let remaining = || deadline.saturating_duration_since(Instant::now());
-        let mut body: Option<Bytes> = None;
-        let mut last_error: Option<Error> = None;
+        // Encoded once, at the first forward: every later attempt sends the same bytes,
+        // under the same key.
+        let mut sent: Option<Bytes> = None;
+        let mut attempts = Attempts::default();
         let mut pause = RETRY_PAUSE;
         loop {
             if remaining().is_zero() {
-                return Err(last_error.unwrap_or(Error::NoPrimary {
+                let timed_out = Error::NoPrimary {
                     waited: cfg.write_timeout,
-                }));
+                };
+                return Err(job.name_error(attempts.end(None, timed_out)));
             }
             let role = self.role();
-            let error = match &role {
-                Role::Standalone | Role::Primary => {
-                    let attempt = job.clone();
-                    let result = in_transaction(self.writer(), self.position(), move |txn| {
-                        Box::pin(async move { attempt.local(txn).await })
-                    })
-                    .await;
-                    match result {
-                        Ok((out, _)) => return Ok(out),
-                        Err(ExecError::NotPrimary) => ExecError::NotPrimary.into_error(None),
-                        Err(e) => return Err(job.name_error(e.into_error(None))),
-                    }
-                }
+            let result = match &role {
+                Role::Standalone | Role::Primary => self.run_here(&job, sent.as_ref()).await,
                 Role::Replica { primary } => {
-                    let body = match &body {
+                    let body = match &sent {
                         Some(b) => b.clone(),
-                        None => body.insert(job.request()?).clone(),
+                        None => sent.insert(job.request(&idempotency::new_key())?).clone(),
                     };
-                    let url = cfg.primary_url_for(primary, J::PATH);
-                    match self.inner.transport.send(&url, body, remaining()).await {
-                        Ok(answer) => {
-                            let (out, txid) = job.answer(&answer)?;
-                            self.wait_for_txid(txid).await?;
-                            return Ok(out);
-                        }
-                        Err(
-                            e @ (Error::NotPrimary { .. }
-                            | Error::Transport {
-                                maybe_committed: false,
-                                ..
-                            }),
-                        ) => e,
-                        Err(e) => return Err(job.name_error(e)),
-                    }
+                    self.forward(&job, primary, &role, body, remaining()).await
                 }
                 Role::NoPrimary => {
                     let wait = cfg.primary_wait.min(remaining());
                     match self.inner.role.wait_for_primary(wait).await {
                         Some(_) => continue,
-                        None => return Err(Error::NoPrimary { waited: wait }),
+                        None => {
+                            let none = Error::NoPrimary { waited: wait };
+                            return Err(job.name_error(attempts.end(Some(none), none_yet())));
+                        }
                     }
                 }
             };
-            // Not applied anywhere: re-read the role and try again while time remains.
-            tracing::debug!(error = %error, "replicated write not applied; retrying");
-            last_error = Some(error);
+            let error = match result {
+                Ok(out) => return Ok(out),
+                Err(e @ (Error::NotPrimary { .. } | Error::Transport { .. })) => e,
+                Err(e) => return Err(job.name_error(attempts.end(Some(e), none_yet()))),
+            };
+            tracing::debug!(error = %error, "replicated write not done; retrying");
+            attempts.failed(error);
             self.refresh_role();
             self.inner
                 .role
@@ -286,6 +281,56 @@ impl ReplicatedDb {
                 .await;
             pause = (pause * 2).min(RETRY_PAUSE_MAX);
         }
+    }
+
+    /// Runs `job` on this node, the primary (or standalone).
+    async fn run_here<J: Job>(&self, job: &J, sent: Option<&Bytes>) -> Result<J::Output> {
+        let Some(body) = sent else {
+            // Never sent anywhere: no other node can have committed it, so there is no key
+            // to honour.
+            let attempt = job.clone();
+            return in_transaction(self.writer(), self.position(), move |txn| {
+                Box::pin(async move { attempt.local(txn).await })
+            })
+            .await
+            .map(|(out, _)| out)
+            .map_err(|e| e.into_error(None));
+        };
+        // An earlier attempt was sent, and may have committed there and replicated here:
+        // run the very request the primary would have run, under its key.
+        let answer = server::run_body(self, J::PATH, body)
+            .await
+            .map_err(|refused| client::error_from_body(*refused.body))?;
+        job.answer(&answer).map(|(out, _)| out)
+    }
+
+    /// Sends `job`'s request `body` to `primary` and waits for this replica to catch up with
+    /// the commit. A primary change while the answer is awaited ends the attempt as one of
+    /// unknown fate: the old primary may never answer, and the key makes asking the new one
+    /// safe.
+    async fn forward<J: Job>(
+        &self,
+        job: &J,
+        primary: &str,
+        role: &Role,
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<J::Output> {
+        let url = self.inner.config.primary_url_for(primary, J::PATH);
+        let answer = tokio::select! {
+            answer = self.inner.transport.send(&url, body, timeout) => answer?,
+            () = self.inner.role.until_changed(role) => {
+                return Err(Error::Transport {
+                    message: format!("the primary changed (this node is now {}) before {url} answered", self.role()),
+                    url,
+                    maybe_committed: true,
+                    attempts: 1,
+                });
+            }
+        };
+        let (out, txid) = job.answer(&answer)?;
+        self.wait_for_txid(txid).await?;
+        Ok(out)
     }
 
     /// Read-your-writes: waits until the local replica has reached `txid`.
@@ -322,6 +367,80 @@ impl ReplicatedDb {
             replica_write_refused(&self.role())
         } else {
             e
+        }
+    }
+}
+
+/// The failed attempts of one call, for the error it ends with.
+#[derive(Default)]
+struct Attempts {
+    count: u32,
+    last: Option<Error>,
+    /// Where and how the first attempt of unknown fate failed: the call may have been
+    /// committed.
+    uncertain: Option<(String, String)>,
+}
+
+/// Stands in for the last error when a call ends before any attempt failed.
+fn none_yet() -> Error {
+    Error::NoPrimary {
+        waited: Duration::ZERO,
+    }
+}
+
+impl Attempts {
+    fn failed(&mut self, e: Error) {
+        self.count += 1;
+        if let Error::Transport {
+            url,
+            message,
+            maybe_committed: true,
+            ..
+        } = &e
+        {
+            self.uncertain
+                .get_or_insert_with(|| (url.clone(), message.clone()));
+        }
+        self.last = Some(e);
+    }
+
+    /// The error a call ends with: `last` (the attempt that ended the call) or else the
+    /// last retried one (`fallback` when there was none). When an earlier attempt may have
+    /// committed and `last` does not prove otherwise, the error says the outcome is unknown.
+    fn end(self, last: Option<Error>, fallback: Error) -> Error {
+        let attempts = (self.count + u32::from(last.is_some())).max(1);
+        let last = last.or(self.last).unwrap_or(fallback);
+        let uncertain = self.uncertain;
+        match (last, uncertain) {
+            (
+                Error::Transport {
+                    url,
+                    message,
+                    maybe_committed,
+                    ..
+                },
+                uncertain,
+            ) => Error::Transport {
+                url,
+                message,
+                maybe_committed: maybe_committed || uncertain.is_some(),
+                attempts,
+            },
+            // Answers from a primary that looked the key up before running the call: its
+            // history does not hold this call's write. And a commit is a commit.
+            (
+                e @ (Error::Rejected(_)
+                | Error::Operation { .. }
+                | Error::ReplicationTimeout { .. }),
+                _,
+            ) => e,
+            (other, Some((url, message))) => Error::Transport {
+                url,
+                message: format!("{message}; then, at the last attempt: {other}"),
+                maybe_committed: true,
+                attempts,
+            },
+            (other, None) => other,
         }
     }
 }

@@ -30,16 +30,20 @@ pub enum Error {
         /// How long the call waited for one.
         waited: Duration,
     },
-    /// The primary could not be reached, or the connection failed mid-request.
-    #[error("forwarding to the primary at {url} failed ({}): {message}", if *.maybe_committed { "the write may have been committed" } else { "the write was not applied" })]
+    /// The primary could not be reached, or the connection failed mid-request, until the
+    /// write's deadline.
+    #[error("forwarding to the primary at {url} failed after {attempts} attempt(s) ({}): {message}", transport_outcome(*.maybe_committed, *.attempts))]
     Transport {
         /// The primary's RPC URL.
         url: String,
         /// What failed.
         message: String,
-        /// False when the request never reached the primary; true when it was sent and no
-        /// answer came back, so the primary may have committed it.
+        /// False when no attempt reached a primary; true when one was sent and no answer
+        /// came back, so a primary may have committed it. Even then it was committed at
+        /// most once: every attempt carried the call's idempotency key.
         maybe_committed: bool,
+        /// How many attempts the call made.
+        attempts: u32,
     },
     /// The primary's database refused the write (constraint, hook error...). Nothing was written.
     #[error("the primary's database refused the write: {0}")]
@@ -123,6 +127,16 @@ pub enum Error {
         #[source]
         source: DbErr,
     },
+}
+
+fn transport_outcome(maybe_committed: bool, attempts: u32) -> &'static str {
+    match (maybe_committed, attempts) {
+        (false, _) => "the write was not applied",
+        (true, 0 | 1) => "the write may have been committed",
+        (true, _) => {
+            "the write may have been committed, and if so once: every attempt carried the same idempotency key"
+        }
+    }
 }
 
 impl Error {

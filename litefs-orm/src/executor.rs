@@ -9,7 +9,8 @@
 //! the writer idle runs alone, as [`solo`] here.
 
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, Statement, TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, SqliteTransactionMode,
+    Statement, TransactionOptions, TransactionTrait,
 };
 
 use crate::batch;
@@ -39,6 +40,14 @@ pub(crate) enum ExecError {
     /// An operation returned its own error (serialized); the transaction was rolled back.
     #[error("the operation returned an error")]
     Operation(serde_json::Value),
+    /// The request's idempotency key was recorded for a request with another body.
+    #[error(
+        "idempotency key {0} was already used for another request; every call needs a key of its own"
+    )]
+    KeyReused(String),
+    /// A recorded result could not be written or read back.
+    #[error("{0}")]
+    Stored(String),
 }
 
 impl From<DbErr> for ExecError {
@@ -65,7 +74,8 @@ impl ExecError {
                 path: "-pos".into(),
                 source: e,
             },
-            ExecError::Args(e) => crate::Error::Protocol(e),
+            ExecError::Args(e) | ExecError::Stored(e) => crate::Error::Protocol(e),
+            e @ ExecError::KeyReused(_) => crate::Error::Protocol(e.to_string()),
             ExecError::Operation(error) => crate::Error::Operation {
                 operation: String::new(),
                 error,
@@ -121,7 +131,7 @@ async fn solo<T, F>(
 where
     F: for<'t> FnOnce(&'t DatabaseTransaction) -> BoxFut<'t, Result<T, ExecError>>,
 {
-    let txn = writer.begin().await?;
+    let txn = begin(writer).await?;
     let Some(position) = position else {
         let value = work(&txn).await?;
         txn.commit().await?;
@@ -134,6 +144,20 @@ where
     let pos = position.read().map_err(ExecError::Position)?;
     txn.commit().await?;
     Ok((value, if wrote { pos.txid + 1 } else { pos.txid }))
+}
+
+/// Opens a write transaction with `BEGIN IMMEDIATE`: it takes SQLite's write lock up front,
+/// waiting for it under the busy timeout. A deferred transaction that reads first (an
+/// idempotency key, a hook, an operation) and then writes would have to upgrade its lock,
+/// and SQLite fails such an upgrade at once with `database is locked` when another
+/// connection is waiting for the write lock, rather than wait.
+pub(crate) async fn begin(writer: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    writer
+        .begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        })
+        .await
 }
 
 async fn total_changes(txn: &DatabaseTransaction) -> Result<i64, DbErr> {

@@ -135,6 +135,14 @@ impl RoleWatch {
         rx.borrow().clone()
     }
 
+    /// Waits until the role differs from `from`; never returns if it does not change.
+    pub(crate) async fn until_changed(&self, from: &Role) {
+        let mut rx = self.rx.clone();
+        if rx.wait_for(|r| r != from).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
     /// Waits until a primary is known (this node or another), or `timeout` passes.
     pub async fn wait_for_primary(&self, timeout: Duration) -> Option<Role> {
         let mut rx = self.rx.clone();

@@ -3,7 +3,7 @@
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use bytes::Bytes;
@@ -15,6 +15,7 @@ use crate::config::{OPERATION_PATH, RPC_PATH};
 use crate::db::ReplicatedDb;
 use crate::error::DbFailure;
 use crate::executor::{ExecError, in_transaction};
+use crate::idempotency::Key;
 use crate::ops::BoxFut;
 use crate::wire::{
     ErrorBody, ErrorCode, OperationRequest, OperationResponse, WIRE_VERSION, WriteRequest,
@@ -42,72 +43,44 @@ pub fn router(db: ReplicatedDb) -> Router {
 }
 
 async fn handle_write(State(db): State<ReplicatedDb>, request: Request) -> Response {
-    let request: WriteRequest = match intake(&db, request, RPC_PATH).await {
-        Ok(r) => r,
-        Err(refused) => return refused,
-    };
-    let Some(handler) = db.registry().entity_handler(&request.entity).cloned() else {
-        return refuse(
-            StatusCode::NOT_FOUND,
-            ErrorCode::UnknownEntity,
-            request.entity,
-        );
-    };
-    let (op, model) = (request.op, request.model);
-    match execute(&db, "", move |txn| {
-        Box::pin(async move { handler.run(op, model, txn).await })
-    })
-    .await
-    {
-        Ok((outcome, txid)) => axum::Json(WriteResponse {
-            v: WIRE_VERSION,
-            txid,
-            outcome,
-        })
-        .into_response(),
-        Err(refused) => refused,
-    }
+    serve(&db, request, RPC_PATH).await
 }
 
 async fn handle_operation(State(db): State<ReplicatedDb>, request: Request) -> Response {
-    let request: OperationRequest = match intake(&db, request, OPERATION_PATH).await {
-        Ok(r) => r,
-        Err(refused) => return refused,
+    serve(&db, request, OPERATION_PATH).await
+}
+
+async fn serve(db: &ReplicatedDb, request: Request, path: &str) -> Response {
+    let body = match admit(db, request, path).await {
+        Ok(body) => body,
+        Err(refused) => return refused.into_response(),
     };
-    let Some(handler) = db.registry().operation_handler(&request.operation).cloned() else {
-        return refuse(
-            StatusCode::NOT_FOUND,
-            ErrorCode::UnknownEntity,
-            request.operation,
-        );
-    };
-    let (name, args) = (request.operation, request.args);
-    match execute(&db, &name, move |txn| {
-        Box::pin(async move { handler.run(args, txn).await })
-    })
-    .await
-    {
-        Ok((output, txid)) => axum::Json(OperationResponse {
-            v: WIRE_VERSION,
-            txid,
-            output,
-        })
-        .into_response(),
-        Err(refused) => refused,
+    match run_body(db, path, &body).await {
+        Ok(answer) => ([(header::CONTENT_TYPE, "application/json")], answer).into_response(),
+        Err(refused) => refused.into_response(),
     }
 }
 
-/// Size limit, signature, JSON, version: everything a request passes before it may run.
-async fn intake<T: DeserializeOwned + Versioned>(
-    db: &ReplicatedDb,
-    request: Request,
-    path: &str,
-) -> Result<T, Response> {
+/// A refused or failed request: its status and error body.
+#[derive(Debug)]
+pub(crate) struct Refusal {
+    pub(crate) status: StatusCode,
+    pub(crate) body: Box<ErrorBody>,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        (self.status, axum::Json(*self.body)).into_response()
+    }
+}
+
+/// Size limit and signature: what a request passes before its body is even read as JSON.
+async fn admit(db: &ReplicatedDb, request: Request, path: &str) -> Result<Bytes, Refusal> {
     let limit = db.config().max_body_bytes;
     let (parts, body) = request.into_parts();
     let declared = parts
         .headers
-        .get(axum::http::header::CONTENT_LENGTH)
+        .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large(limit));
@@ -124,7 +97,84 @@ async fn intake<T: DeserializeOwned + Versioned>(
                 e.to_string(),
             )
         })?;
-    let request: T = serde_json::from_slice(&bytes).map_err(|e| {
+    Ok(bytes)
+}
+
+/// Runs an admitted request body on this node and encodes the answer: decode, look up the
+/// entity or operation, run it at most once per idempotency key in a transaction.
+///
+/// What the RPC endpoint does after [`admit`] — and what a dispatch does locally when an
+/// earlier attempt of the same call was sent to another node, so that its key is honoured
+/// on whichever node is primary now.
+pub(crate) async fn run_body(
+    db: &ReplicatedDb,
+    path: &str,
+    body: &Bytes,
+) -> Result<Bytes, Refusal> {
+    match path {
+        RPC_PATH => run_write(db, body).await,
+        OPERATION_PATH => run_operation(db, body).await,
+        other => Err(refuse(
+            StatusCode::NOT_FOUND,
+            ErrorCode::BadRequest,
+            format!("no RPC endpoint at {other}"),
+        )),
+    }
+}
+
+async fn run_write(db: &ReplicatedDb, body: &Bytes) -> Result<Bytes, Refusal> {
+    let request: WriteRequest = decode(body)?;
+    let key = key_of(request.key, body)?;
+    let Some(handler) = db.registry().entity_handler(&request.entity).cloned() else {
+        return Err(refuse(
+            StatusCode::NOT_FOUND,
+            ErrorCode::UnknownEntity,
+            request.entity,
+        ));
+    };
+    let (op, model, node) = (request.op, request.model, db.clone());
+    let (outcome, txid) = execute(db, "", move |txn| {
+        Box::pin(async move {
+            let work = handler.run(op, model, txn);
+            node.ledger().once(txn, key.as_ref(), work).await
+        })
+    })
+    .await?;
+    encode(&WriteResponse {
+        v: WIRE_VERSION,
+        txid,
+        outcome,
+    })
+}
+
+async fn run_operation(db: &ReplicatedDb, body: &Bytes) -> Result<Bytes, Refusal> {
+    let request: OperationRequest = decode(body)?;
+    let key = key_of(request.key, body)?;
+    let Some(handler) = db.registry().operation_handler(&request.operation).cloned() else {
+        return Err(refuse(
+            StatusCode::NOT_FOUND,
+            ErrorCode::UnknownEntity,
+            request.operation,
+        ));
+    };
+    let (args, node) = (request.args, db.clone());
+    let (output, txid) = execute(db, &request.operation, move |txn| {
+        Box::pin(async move {
+            let work = handler.run(args, txn);
+            node.ledger().once(txn, key.as_ref(), work).await
+        })
+    })
+    .await?;
+    encode(&OperationResponse {
+        v: WIRE_VERSION,
+        txid,
+        output,
+    })
+}
+
+/// Parses a request body of the supported wire version.
+fn decode<T: DeserializeOwned + Versioned>(body: &[u8]) -> Result<T, Refusal> {
+    let request: T = serde_json::from_slice(body).map_err(|e| {
         refuse(
             StatusCode::BAD_REQUEST,
             ErrorCode::BadRequest,
@@ -144,6 +194,26 @@ async fn intake<T: DeserializeOwned + Versioned>(
     Ok(request)
 }
 
+fn key_of(key: Option<String>, body: &[u8]) -> Result<Option<Key>, Refusal> {
+    key.map(|k| Key::new(k, body)).transpose().map_err(|e| {
+        refuse(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadRequest,
+            e.to_string(),
+        )
+    })
+}
+
+fn encode<T: serde::Serialize>(answer: &T) -> Result<Bytes, Refusal> {
+    serde_json::to_vec(answer).map(Bytes::from).map_err(|e| {
+        refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
+            format!("encoding the answer: {e}"),
+        )
+    })
+}
+
 trait Versioned {
     fn version(&self) -> u32;
 }
@@ -160,8 +230,8 @@ impl Versioned for OperationRequest {
     }
 }
 
-/// Runs `work` in a transaction if this node is the primary, and shapes the answer.
-async fn execute<T, F>(db: &ReplicatedDb, operation: &str, work: F) -> Result<(T, u64), Response>
+/// Runs `work` in a transaction if this node is the primary, and shapes a failure.
+async fn execute<T, F>(db: &ReplicatedDb, operation: &str, work: F) -> Result<(T, u64), Refusal>
 where
     F: for<'t> FnOnce(&'t sea_orm::DatabaseTransaction) -> BoxFut<'t, Result<T, ExecError>>,
 {
@@ -182,7 +252,7 @@ where
     result.map_err(|e| exec_error(db, operation, e))
 }
 
-fn exec_error(db: &ReplicatedDb, operation: &str, e: ExecError) -> Response {
+fn exec_error(db: &ReplicatedDb, operation: &str, e: ExecError) -> Refusal {
     match e {
         ExecError::NotPrimary => {
             db.refresh_role();
@@ -194,19 +264,30 @@ fn exec_error(db: &ReplicatedDb, operation: &str, e: ExecError) -> Response {
             e.to_string(),
         ),
         ExecError::Args(e) => refuse(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, e),
+        e @ ExecError::KeyReused(_) => refuse(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::BadRequest,
+            e.to_string(),
+        ),
         ExecError::Db(e) => {
             let failure = DbFailure::from(&e);
             let mut body = ErrorBody::new(ErrorCode::Rejected, failure.message.clone());
             body.db = Some(failure);
-            (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(body)).into_response()
+            Refusal {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                body: Box::new(body),
+            }
         }
         ExecError::Operation(error) => {
             let mut body = ErrorBody::new(ErrorCode::OperationFailed, operation);
             body.error = Some(error);
-            (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(body)).into_response()
+            Refusal {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                body: Box::new(body),
+            }
         }
-        e @ ExecError::Position(_) => {
-            tracing::error!(error = %e, "cannot read the LiteFS position; the write was rolled back");
+        e @ (ExecError::Position(_) | ExecError::Stored(_)) => {
+            tracing::error!(error = %e, "the write was rolled back");
             refuse(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 ErrorCode::Internal,
@@ -216,8 +297,11 @@ fn exec_error(db: &ReplicatedDb, operation: &str, e: ExecError) -> Response {
     }
 }
 
-fn refuse(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Response {
-    (status, axum::Json(ErrorBody::new(code, message))).into_response()
+fn refuse(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Refusal {
+    Refusal {
+        status,
+        body: Box::new(ErrorBody::new(code, message)),
+    }
 }
 
 fn signature(headers: &HeaderMap) -> Result<Signature, auth::AuthError> {
@@ -237,7 +321,7 @@ fn signature(headers: &HeaderMap) -> Result<Signature, auth::AuthError> {
     })
 }
 
-fn too_large(limit: usize) -> Response {
+fn too_large(limit: usize) -> Refusal {
     refuse(
         StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::TooLarge,
@@ -245,11 +329,14 @@ fn too_large(limit: usize) -> Response {
     )
 }
 
-fn not_primary(primary: Option<String>) -> Response {
+fn not_primary(primary: Option<String>) -> Refusal {
     let mut body = ErrorBody::new(
         ErrorCode::NotPrimary,
         "this node is not the LiteFS primary; the write was not applied",
     );
     body.primary = primary;
-    (StatusCode::CONFLICT, axum::Json(body)).into_response()
+    Refusal {
+        status: StatusCode::CONFLICT,
+        body: Box::new(body),
+    }
 }

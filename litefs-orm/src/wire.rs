@@ -176,6 +176,10 @@ pub struct WriteRequest {
     pub op: Op,
     /// The ActiveModel's wire form.
     pub model: WireModel,
+    /// The call's idempotency key, the same in every attempt: a primary that already
+    /// committed this key answers with the recorded result instead of writing again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 /// What a forwarded write produced.
@@ -212,6 +216,9 @@ pub struct OperationRequest {
     pub operation: String,
     /// The operation value itself: its arguments.
     pub args: serde_json::Value,
+    /// The call's idempotency key, as in [`WriteRequest::key`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 /// The primary's answer to a successful operation.

@@ -2,6 +2,7 @@
 //! the request was sent, a stalled response. Tests put it between a replica and the primary.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,6 +32,7 @@ pub struct FaultProxy {
     addr: SocketAddr,
     fault: watch::Sender<Fault>,
     upstream: Arc<Mutex<SocketAddr>>,
+    resets: Arc<AtomicUsize>,
     task: JoinHandle<()>,
 }
 
@@ -49,11 +51,18 @@ impl FaultProxy {
         let addr = listener.local_addr().unwrap();
         let (fault, _) = watch::channel(Fault::None);
         let upstream = Arc::new(Mutex::new(upstream));
-        let task = tokio::spawn(accept(listener, fault.subscribe(), upstream.clone()));
+        let resets = Arc::new(AtomicUsize::new(0));
+        let task = tokio::spawn(accept(
+            listener,
+            fault.subscribe(),
+            upstream.clone(),
+            resets.clone(),
+        ));
         FaultProxy {
             addr,
             fault,
             upstream,
+            resets,
             task,
         }
     }
@@ -68,6 +77,12 @@ impl FaultProxy {
         self.fault.send_replace(fault);
     }
 
+    /// Resets the connection of the next `n` answers, as [`Fault::ResetAfterRequest`]
+    /// does, whatever the fault; later answers pass.
+    pub fn reset_next_answers(&self, n: usize) {
+        self.resets.store(n, Ordering::SeqCst);
+    }
+
     /// Points the proxy at another upstream (new connections only).
     pub fn set_upstream(&self, upstream: SocketAddr) {
         *self.upstream.lock().unwrap() = upstream;
@@ -78,6 +93,7 @@ async fn accept(
     listener: TcpListener,
     fault: watch::Receiver<Fault>,
     upstream: Arc<Mutex<SocketAddr>>,
+    resets: Arc<AtomicUsize>,
 ) {
     loop {
         let Ok((client, _)) = listener.accept().await else {
@@ -88,11 +104,16 @@ async fn accept(
             continue;
         }
         let target = *upstream.lock().unwrap();
-        tokio::spawn(relay(client, target, fault.clone()));
+        tokio::spawn(relay(client, target, fault.clone(), resets.clone()));
     }
 }
 
-async fn relay(client: TcpStream, target: SocketAddr, fault: watch::Receiver<Fault>) {
+async fn relay(
+    client: TcpStream,
+    target: SocketAddr,
+    fault: watch::Receiver<Fault>,
+    resets: Arc<AtomicUsize>,
+) {
     let Ok(server) = TcpStream::connect(target).await else {
         return;
     };
@@ -129,8 +150,17 @@ async fn relay(client: TcpStream, target: SocketAddr, fault: watch::Receiver<Fau
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
             };
+            let take_reset = || {
+                resets
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok()
+            };
             loop {
                 let current = *fault.borrow();
+                if *sent_rx.borrow() && take_reset() {
+                    let _ = client_tx.as_ref().set_zero_linger();
+                    return;
+                }
                 match current {
                     Fault::ResetAfterRequest if *sent_rx.borrow() => {
                         // The upstream answered, so it ran the request: reset the client's

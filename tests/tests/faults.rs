@@ -83,18 +83,6 @@ async fn a_stalled_answer_ends_at_the_deadline_as_maybe_committed() {
 }
 
 #[tokio::test]
-async fn a_reset_after_the_request_reports_maybe_committed_and_the_write_is_there() {
-    let c = proxied(Duration::from_secs(5)).await;
-    c.proxies[0].set(Fault::ResetAfterRequest);
-    let err = new_post("reset")
-        .insert_replicated(c.db(1))
-        .await
-        .unwrap_err();
-    assert!(err.may_be_committed(), "{err:?}");
-    assert_eq!(on_primary(&c, "reset").await, 1);
-}
-
-#[tokio::test]
 async fn dropped_connections_fail_within_the_deadline() {
     let c = proxied(Duration::from_millis(500)).await;
     c.proxies[0].set(Fault::Drop);

@@ -5,7 +5,6 @@ use std::time::Instant;
 
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, Statement,
-    TransactionTrait,
 };
 use tokio::sync::oneshot;
 
@@ -84,7 +83,7 @@ pub(super) async fn run_batch(
     writer: &DatabaseConnection,
     position: Option<&PositionTracker>,
 ) {
-    let txn = match writer.begin().await {
+    let txn = match crate::executor::begin(writer).await {
         Ok(txn) => Arc::new(txn),
         Err(e) => {
             let _ = first.send(Err(e.into()));

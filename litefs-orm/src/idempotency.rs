@@ -1,0 +1,247 @@
+//! Idempotency keys: a forwarded write's key and answer, recorded in the write's own
+//! transaction, so a retry gets the first answer back instead of writing twice.
+//!
+//! A replica gives every replicated call one random key and sends it with each attempt. The
+//! primary looks the key up inside the transaction (or group-commit savepoint) that runs the
+//! write: found, it answers with the recorded result and writes nothing; not found, it runs
+//! the write and records key and result in the same transaction. The record therefore
+//! commits — and replicates to a node that later becomes primary — exactly when the write
+//! does. Records live in [`TABLE`], which the library creates on first use and prunes of
+//! records older than [`Config::idempotency_window`](crate::Config::idempotency_window).
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, Statement};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use crate::executor::ExecError;
+
+/// The table of recorded keys, in the app's database.
+pub const TABLE: &str = "_litefs_orm_idempotency";
+
+/// Longest key accepted.
+pub(crate) const MAX_KEY_LEN: usize = 128;
+
+const CREATE: &str = "CREATE TABLE IF NOT EXISTS _litefs_orm_idempotency (\
+     key TEXT PRIMARY KEY NOT NULL, \
+     digest TEXT NOT NULL, \
+     response TEXT NOT NULL, \
+     created_ms INTEGER NOT NULL); \
+     CREATE INDEX IF NOT EXISTS _litefs_orm_idempotency_created \
+     ON _litefs_orm_idempotency (created_ms)";
+
+/// A fresh key for one replicated call: 128 random bits, hex.
+pub(crate) fn new_key() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
+
+/// A request's key and the digest of its whole body: a key sent again with another body
+/// is refused rather than answered with the other request's result.
+pub(crate) struct Key {
+    id: String,
+    digest: String,
+}
+
+impl Key {
+    /// The key of request `body`; refuses an empty, over-long or non-printable key.
+    pub(crate) fn new(id: String, body: &[u8]) -> Result<Key, ExecError> {
+        let printable = id.bytes().all(|b| b.is_ascii_graphic());
+        if id.is_empty() || id.len() > MAX_KEY_LEN || !printable {
+            return Err(ExecError::Args(format!(
+                "an idempotency key is 1 to {MAX_KEY_LEN} printable ASCII characters"
+            )));
+        }
+        Ok(Key {
+            id,
+            digest: hex::encode(Sha256::digest(body)),
+        })
+    }
+}
+
+/// The node's record keeping: how long records last, and when to prune next.
+#[derive(Debug)]
+pub(crate) struct Ledger {
+    window: Duration,
+    next_prune_ms: AtomicI64,
+}
+
+impl Ledger {
+    pub(crate) fn new(window: Duration) -> Self {
+        Ledger {
+            window,
+            next_prune_ms: AtomicI64::new(0),
+        }
+    }
+
+    /// Runs `work` at most once per key: returns the recorded result when `key` was seen,
+    /// else runs `work` and records its result in `txn`. Without a key, just runs `work`.
+    pub(crate) async fn once<T, W>(
+        &self,
+        txn: &DatabaseTransaction,
+        key: Option<&Key>,
+        work: W,
+    ) -> Result<T, ExecError>
+    where
+        T: Serialize + DeserializeOwned,
+        W: Future<Output = Result<T, ExecError>>,
+    {
+        let Some(key) = key else {
+            return work.await;
+        };
+        if let Some(recorded) = recall(txn, key).await? {
+            return serde_json::from_str(&recorded).map_err(|e| {
+                ExecError::Stored(format!(
+                    "the result recorded for idempotency key {} is unreadable: {e}",
+                    key.id
+                ))
+            });
+        }
+        let value = work.await?;
+        let response = serde_json::to_string(&value)
+            .map_err(|e| ExecError::Stored(format!("recording the result: {e}")))?;
+        let now = now_ms();
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            "INSERT INTO _litefs_orm_idempotency (key, digest, response, created_ms) \
+             VALUES (?, ?, ?, ?)",
+            [
+                key.id.clone().into(),
+                key.digest.clone().into(),
+                response.into(),
+                now.into(),
+            ],
+        ))
+        .await?;
+        self.prune_if_due(txn, now).await?;
+        Ok(value)
+    }
+
+    /// Deletes expired records, at most about sixteen times per window.
+    async fn prune_if_due(&self, txn: &DatabaseTransaction, now: i64) -> Result<(), ExecError> {
+        let due = self.next_prune_ms.load(Ordering::Relaxed);
+        let window = i64::try_from(self.window.as_millis()).unwrap_or(i64::MAX);
+        if now < due
+            || self
+                .next_prune_ms
+                .compare_exchange(due, now + window / 16, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return Ok(());
+        }
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            "DELETE FROM _litefs_orm_idempotency WHERE created_ms < ?",
+            [now.saturating_sub(window).into()],
+        ))
+        .await?;
+        Ok(())
+    }
+}
+
+/// The recorded result for `key`, if any.
+async fn recall(txn: &DatabaseTransaction, key: &Key) -> Result<Option<String>, ExecError> {
+    // A no-op once the table exists; inside the transaction, so it is created exactly when
+    // a first record commits (and again after a migration dropped every table).
+    txn.execute_unprepared(CREATE).await?;
+    let row = txn
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            "SELECT digest, response FROM _litefs_orm_idempotency WHERE key = ?",
+            [key.id.clone().into()],
+        ))
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let digest: String = row.try_get_by_index(0)?;
+    if digest != key.digest {
+        return Err(ExecError::KeyReused(key.id.clone()));
+    }
+    Ok(Some(row.try_get_by_index(1)?))
+}
+
+fn now_ms() -> i64 {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::{Database, DatabaseConnection, TransactionTrait};
+
+    async fn db() -> (tempfile::TempDir, DatabaseConnection) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        (dir, Database::connect(&url).await.unwrap())
+    }
+
+    /// Runs one keyed call in its own transaction; returns what it answered.
+    async fn call(ledger: &Ledger, db: &DatabaseConnection, key: &str, value: i64) -> i64 {
+        let key = Key::new(key.to_owned(), key.as_bytes()).unwrap();
+        let txn = db.begin().await.unwrap();
+        let out = ledger
+            .once(&txn, Some(&key), async { Ok(value) })
+            .await
+            .unwrap();
+        txn.commit().await.unwrap();
+        out
+    }
+
+    async fn records(db: &DatabaseConnection) -> i64 {
+        let row = db
+            .query_one_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "SELECT count(*) FROM _litefs_orm_idempotency",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get_by_index(0).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_recorded_key_answers_with_its_first_result() {
+        let (_dir, db) = db().await;
+        let ledger = Ledger::new(Duration::from_secs(600));
+        assert_eq!(call(&ledger, &db, "k", 1).await, 1);
+        assert_eq!(call(&ledger, &db, "k", 2).await, 1);
+    }
+
+    #[tokio::test]
+    async fn records_older_than_the_window_are_pruned() {
+        let (_dir, db) = db().await;
+        let ledger = Ledger::new(Duration::from_millis(50));
+        call(&ledger, &db, "old", 1).await;
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        call(&ledger, &db, "new", 2).await;
+        assert_eq!(records(&db).await, 1);
+        assert_eq!(call(&ledger, &db, "old", 3).await, 3);
+    }
+
+    #[tokio::test]
+    async fn a_rolled_back_call_leaves_no_record() {
+        let (_dir, db) = db().await;
+        let ledger = Ledger::new(Duration::from_secs(600));
+        let key = Key::new("k".into(), b"body").unwrap();
+        let txn = db.begin().await.unwrap();
+        ledger
+            .once(&txn, Some(&key), async { Ok(1i64) })
+            .await
+            .unwrap();
+        txn.rollback().await.unwrap();
+        assert_eq!(call(&ledger, &db, "k", 2).await, 2);
+    }
+
+    #[test]
+    fn an_over_long_key_is_refused() {
+        let long = "k".repeat(MAX_KEY_LEN + 1);
+        assert!(Key::new(long, b"").is_err());
+        assert!(Key::new("with space".into(), b"").is_err());
+    }
+}

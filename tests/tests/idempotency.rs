@@ -1,0 +1,240 @@
+//! Exactly once: a forwarded call whose answer was lost, or whose primary changed while it
+//! waited, is retried under its idempotency key and applied once.
+
+use std::time::Duration;
+
+use litefs_orm::auth;
+use litefs_orm::wire::{ErrorBody, ErrorCode, WriteResponse};
+use litefs_orm::{Error, ReplicatedActiveModel, ReplicatedDb};
+use litefs_orm_tests::entities::post;
+use litefs_orm_tests::operations::IncrementPage;
+use litefs_orm_tests::proxy::Fault;
+use litefs_orm_tests::{SECRET, Setup, TestCluster};
+use sea_orm::ActiveValue::Set;
+use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Statement};
+use serde_json::json;
+
+fn new_post(title: &str) -> post::ActiveModel {
+    post::ActiveModel {
+        title: Set(title.to_owned()),
+        body: Set("b".into()),
+        ..Default::default()
+    }
+}
+
+async fn proxied(write_timeout: Duration) -> TestCluster {
+    TestCluster::start_with(Setup {
+        proxied: true,
+        write_timeout,
+        ..Setup::default()
+    })
+    .await
+}
+
+/// The posts titled `title` as node `db` has them.
+async fn posts(db: &ReplicatedDb, title: &str) -> Vec<post::Model> {
+    post::Entity::find()
+        .all(db)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|p| p.title == title)
+        .collect()
+}
+
+async fn views(db: &ReplicatedDb, page: &str) -> Option<i64> {
+    db.query_one_raw(Statement::from_sql_and_values(
+        DbBackend::Sqlite,
+        "SELECT count FROM page_view WHERE page = ?",
+        [page.into()],
+    ))
+    .await
+    .unwrap()
+    .map(|row| row.try_get_by_index(0).unwrap())
+}
+
+#[tokio::test]
+async fn a_write_whose_answer_was_lost_is_retried_and_lands_once() {
+    let c = proxied(Duration::from_secs(10)).await;
+    c.proxies[0].reset_next_answers(1);
+    let saved = new_post("lost answer")
+        .insert_replicated(c.db(1))
+        .await
+        .unwrap();
+    assert_eq!(posts(c.db(0), "lost answer").await, vec![saved]);
+}
+
+#[tokio::test]
+async fn an_operation_whose_answer_was_lost_is_retried_and_runs_once() {
+    let c = proxied(Duration::from_secs(10)).await;
+    c.proxies[0].reset_next_answers(1);
+    let page = IncrementPage {
+        page: "lost".into(),
+    };
+    assert_eq!(c.db(2).run(page).await.unwrap(), 1);
+    assert_eq!(views(c.db(0), "lost").await, Some(1));
+}
+
+#[tokio::test]
+async fn answers_lost_until_the_deadline_end_as_maybe_committed_after_several_attempts() {
+    let c = proxied(Duration::from_secs(1)).await;
+    c.proxies[0].set(Fault::ResetAfterRequest);
+    let err = new_post("always reset")
+        .insert_replicated(c.db(1))
+        .await
+        .unwrap_err();
+    let Error::Transport {
+        maybe_committed: true,
+        attempts,
+        ..
+    } = err
+    else {
+        panic!("expected a maybe-committed transport error, got {err:?}");
+    };
+    assert!(attempts > 1, "{attempts} attempt(s)");
+    assert!(err.to_string().contains("idempotency key"), "{err}");
+}
+
+#[tokio::test]
+async fn answers_lost_until_the_deadline_leave_the_call_applied_once() {
+    let c = proxied(Duration::from_secs(1)).await;
+    c.proxies[0].set(Fault::ResetAfterRequest);
+    let page = IncrementPage {
+        page: "always reset".into(),
+    };
+    let err = c.db(1).run(page).await.unwrap_err();
+    assert!(err.to_string().contains("may have been committed"), "{err}");
+    assert_eq!(views(c.db(0), "always reset").await, Some(1));
+}
+
+#[tokio::test]
+async fn a_primary_change_during_a_stalled_answer_retries_on_the_new_primary_once() {
+    let c = proxied(Duration::from_secs(10)).await;
+    c.proxies[0].set(Fault::Stall);
+    let writer = c.db(2).clone();
+    let write = tokio::spawn(async move { new_post("moved").insert_replicated(&writer).await });
+    // The old primary commits; its answer is held back.
+    wait_until(|| async { posts(c.db(0), "moved").await.len() == 1 }).await;
+    c.litefs.sync().await.unwrap();
+    c.litefs.switch_primary(1).await;
+    let saved = write.await.unwrap().unwrap();
+    assert_eq!(posts(c.db(1), "moved").await, vec![saved]);
+}
+
+#[tokio::test]
+async fn a_replica_promoted_while_its_forwarded_write_stalled_answers_it_from_the_record() {
+    let c = proxied(Duration::from_secs(10)).await;
+    c.proxies[0].set(Fault::Stall);
+    let writer = c.db(1).clone();
+    let write = tokio::spawn(async move { new_post("promoted").insert_replicated(&writer).await });
+    wait_until(|| async { posts(c.db(0), "promoted").await.len() == 1 }).await;
+    c.litefs.sync().await.unwrap();
+    // The writing node itself becomes primary: it runs the call locally, under its key.
+    c.litefs.switch_primary(1).await;
+    let saved = write.await.unwrap().unwrap();
+    assert_eq!(posts(c.db(1), "promoted").await, vec![saved]);
+}
+
+fn keyed_insert(key: &str, title: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "v": 1,
+        "entity": "post",
+        "op": "insert",
+        "model": {
+            "title": {"set": {"String": title}},
+            "body": {"set": {"String": "b"}}
+        },
+        "key": key,
+    }))
+    .unwrap()
+}
+
+async fn send(c: &TestCluster, body: Vec<u8>) -> reqwest::Response {
+    let sig = auth::sign(SECRET.as_bytes(), litefs_orm::RPC_PATH, &body);
+    reqwest::Client::new()
+        .post(c.rpc_url(0))
+        .header(auth::TIMESTAMP_HEADER, sig.timestamp_ms.to_string())
+        .header(auth::NONCE_HEADER, &sig.nonce)
+        .header(auth::SIGNATURE_HEADER, &sig.signature)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_request_sent_twice_under_one_key_gets_the_first_answer_and_writes_once() {
+    let c = TestCluster::start().await;
+    let first: WriteResponse = send(&c, keyed_insert("k-1", "twice"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let again: WriteResponse = send(&c, keyed_insert("k-1", "twice"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again.outcome, first.outcome);
+    assert_eq!(posts(c.db(0), "twice").await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_key_sent_again_with_another_request_is_refused_and_writes_nothing() {
+    let c = TestCluster::start().await;
+    assert!(
+        send(&c, keyed_insert("k-2", "first"))
+            .await
+            .status()
+            .is_success()
+    );
+    let refused = send(&c, keyed_insert("k-2", "second")).await;
+    assert_eq!(refused.status().as_u16(), 422);
+    let body: ErrorBody = refused.json().await.unwrap();
+    assert_eq!(body.code, ErrorCode::BadRequest);
+    assert!(body.message.contains("k-2"), "{}", body.message);
+    assert!(posts(c.db(0), "second").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_malformed_key_is_a_bad_request() {
+    let c = TestCluster::start().await;
+    let resp = send(&c, keyed_insert("", "no key")).await;
+    assert_eq!(resp.status().as_u16(), 400);
+    assert!(posts(c.db(0), "no key").await.is_empty());
+}
+
+#[tokio::test]
+async fn the_record_of_a_key_replicates_with_its_write() {
+    let c = TestCluster::start().await;
+    new_post("recorded")
+        .insert_replicated(c.db(2))
+        .await
+        .unwrap();
+    let table = litefs_orm::IDEMPOTENCY_TABLE;
+    let row = c
+        .db(2)
+        .query_one_raw(Statement::from_string(
+            DbBackend::Sqlite,
+            format!("SELECT count(*) FROM {table}"),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.try_get_by_index::<i64>(0).unwrap(), 1);
+}
+
+/// Polls `check` every 10 ms for up to 5 s.
+async fn wait_until<F, Fut>(check: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    for _ in 0..500 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("condition not met within 5 s");
+}
