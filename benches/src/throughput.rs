@@ -1,5 +1,6 @@
 //! Throughput with 1, 16 and 64 concurrent writers: local on the primary and forwarded from
-//! the replica (with the read-your-writes wait), with group commit on and off.
+//! the replica (with the read-your-writes wait), with group commit on and off, and forwarded
+//! with the replica's coalescing off.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -129,6 +130,21 @@ pub async fn run(bench: &Bench, opts: &Options, report: &mut Report) -> Result<(
         }
     }
     litefs_orm::__private::set_group_commit(true);
+    litefs_orm::__private::set_coalescing(false);
+    for writers in [16, 64] {
+        bench.reset().await?;
+        let measured = phase(&bench.replica.db, writers, opts.phase).await;
+        most_rows = most_rows.max(bench.rows().await?);
+        report.add(
+            &format!("tput.gc.uncoalesced.{writers}"),
+            &format!(
+                "throughput, {writers} writers, forwarded one request per write, group commit on"
+            ),
+            measured?.0,
+            Unit::PerSec,
+        );
+    }
+    litefs_orm::__private::set_coalescing(true);
     bench.reset().await?;
     let rate = forward_only(bench, 64, opts.phase).await?;
     report.add(
@@ -144,6 +160,16 @@ pub async fn run(bench: &Bench, opts: &Options, report: &mut Report) -> Result<(
             "tput.forwarded_over_local.64",
             "64 writers: forwarded / local, both with group commit [target ≥ 1]",
             get("tput.gc.forwarded.64") / get("tput.gc.local.64"),
+        ),
+        (
+            "tput.coalescing_gain.16",
+            "coalescing gain, 16 forwarded writers (batched / one request per write)",
+            get("tput.gc.forwarded.16") / get("tput.gc.uncoalesced.16"),
+        ),
+        (
+            "tput.coalescing_gain.64",
+            "coalescing gain, 64 forwarded writers (batched / one request per write)",
+            get("tput.gc.forwarded.64") / get("tput.gc.uncoalesced.64"),
         ),
         (
             "tput.forward_only_over_local.64",

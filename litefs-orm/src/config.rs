@@ -78,6 +78,8 @@ pub struct Config {
 pub const RPC_PATH: &str = "/litefs-orm/v1/write";
 /// The path the RPC router serves operations on.
 pub const OPERATION_PATH: &str = "/litefs-orm/v1/operation";
+/// The path the RPC router serves batches of calls on ([`wire::BatchRequest`](crate::wire::BatchRequest)).
+pub const BATCH_PATH: &str = "/litefs-orm/v1/batch";
 
 impl Default for Config {
     fn default() -> Self {

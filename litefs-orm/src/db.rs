@@ -22,6 +22,7 @@ use crate::idempotency::{self, Ledger};
 use crate::job::{Job, OperationJob, WriteJob};
 use crate::operation::{OpError, Operation};
 use crate::ops::{Applied, ReplicatedActiveModel};
+use crate::outbox::Outbox;
 use crate::position::PositionTracker;
 use crate::registry::Registry;
 use crate::role::{Role, RoleWatch};
@@ -56,7 +57,7 @@ struct Inner {
     role: RoleWatch,
     position: Option<PositionTracker>,
     registry: Registry,
-    transport: Arc<dyn Transport>,
+    outbox: Arc<Outbox>,
     verifier: Verifier,
     ledger: Ledger,
 }
@@ -107,6 +108,7 @@ impl ReplicatedDb {
         let reader = open(&path, config.read_connections, true, false).await?;
         let verifier = Verifier::new(config.rpc_secret.as_deref(), config.max_clock_skew);
         let ledger = Ledger::new(config.idempotency_window);
+        let outbox = Outbox::new(transport, config.max_body_bytes);
         Ok(ReplicatedDb {
             inner: Arc::new(Inner {
                 config,
@@ -115,7 +117,7 @@ impl ReplicatedDb {
                 role,
                 position,
                 registry,
-                transport,
+                outbox,
                 verifier,
                 ledger,
             }),
@@ -316,13 +318,13 @@ impl ReplicatedDb {
         body: Bytes,
         timeout: Duration,
     ) -> Result<J::Output> {
-        let url = self.inner.config.primary_url_for(primary, J::PATH);
+        let base = self.inner.config.primary_url_for(primary, "");
         let answer = tokio::select! {
-            answer = self.inner.transport.send(&url, body, timeout) => answer?,
+            answer = self.inner.outbox.send(&base, J::PATH, body, timeout) => answer?,
             () = self.inner.role.until_changed(role) => {
                 return Err(Error::Transport {
-                    message: format!("the primary changed (this node is now {}) before {url} answered", self.role()),
-                    url,
+                    message: format!("the primary changed (this node is now {}) before it answered", self.role()),
+                    url: format!("{base}{}", J::PATH),
                     maybe_committed: true,
                     attempts: 1,
                 });

@@ -14,6 +14,7 @@ mod job;
 pub mod litefs;
 mod operation;
 mod ops;
+mod outbox;
 pub mod position;
 mod registry;
 mod replicated;
@@ -34,7 +35,7 @@ pub mod backup;
 #[cfg(feature = "cli")]
 pub mod cli;
 
-pub use config::{Config, OPERATION_PATH, RPC_PATH};
+pub use config::{BATCH_PATH, Config, OPERATION_PATH, RPC_PATH};
 pub use db::ReplicatedDb;
 pub use error::{DbFailure, DbFailureKind, Error, Result};
 pub use idempotency::TABLE as IDEMPOTENCY_TABLE;
@@ -60,5 +61,6 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::batch::set_group_commit;
+    pub use crate::outbox::set_coalescing;
     pub use sea_orm;
 }

@@ -232,6 +232,52 @@ pub struct OperationResponse {
     pub output: serde_json::Value,
 }
 
+/// Several calls in one request ([`BATCH_PATH`](crate::BATCH_PATH)): a replica sends the
+/// calls that queue behind one in flight to the same primary together. Each call is a
+/// whole [`WriteRequest`] or [`OperationRequest`] body, byte for byte as it would be sent
+/// alone, so its idempotency key and digest are the same either way.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest<'a> {
+    /// [`WIRE_VERSION`].
+    pub v: u32,
+    /// The calls, answered in this order.
+    #[serde(borrow)]
+    pub calls: Vec<BatchCall<'a>>,
+}
+
+/// One call of a [`BatchRequest`].
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchCall<'a> {
+    /// The path the call would be POSTed to alone: [`RPC_PATH`](crate::RPC_PATH) or
+    /// [`OPERATION_PATH`](crate::OPERATION_PATH).
+    pub path: String,
+    /// The call's request body.
+    #[serde(borrow)]
+    pub body: &'a serde_json::value::RawValue,
+}
+
+/// The primary's answer to a [`BatchRequest`]: one answer per call, in order.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BatchResponse<'a> {
+    /// [`WIRE_VERSION`].
+    pub v: u32,
+    /// The answers.
+    #[serde(borrow)]
+    pub answers: Vec<BatchAnswer<'a>>,
+}
+
+/// One call's answer in a [`BatchResponse`]: the HTTP status and body it would have had alone.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BatchAnswer<'a> {
+    /// 200 with a [`WriteResponse`] or [`OperationResponse`] body, else an [`ErrorBody`].
+    pub status: u16,
+    /// The answer's body.
+    #[serde(borrow)]
+    pub body: &'a serde_json::value::RawValue,
+}
+
 /// Why the primary refused or failed a request; sent with a 4xx or 5xx status.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
