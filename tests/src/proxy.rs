@@ -32,8 +32,24 @@ pub struct FaultProxy {
     addr: SocketAddr,
     fault: watch::Sender<Fault>,
     upstream: Arc<Mutex<SocketAddr>>,
-    resets: Arc<AtomicUsize>,
+    resets: Arc<Resets>,
     task: JoinHandle<()>,
+}
+
+/// Answers replaced with a reset: those still to reset whatever the fault, and those done.
+#[derive(Default)]
+struct Resets {
+    budget: AtomicUsize,
+    done: AtomicUsize,
+}
+
+impl Resets {
+    /// Takes one reset from the budget, if any is left.
+    fn take(&self) -> bool {
+        self.budget
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
 }
 
 impl Drop for FaultProxy {
@@ -51,7 +67,7 @@ impl FaultProxy {
         let addr = listener.local_addr().unwrap();
         let (fault, _) = watch::channel(Fault::None);
         let upstream = Arc::new(Mutex::new(upstream));
-        let resets = Arc::new(AtomicUsize::new(0));
+        let resets = Arc::new(Resets::default());
         let task = tokio::spawn(accept(
             listener,
             fault.subscribe(),
@@ -80,12 +96,18 @@ impl FaultProxy {
     /// Resets the connection of the next `n` answers, as [`Fault::ResetAfterRequest`]
     /// does, whatever the fault; later answers pass.
     pub fn reset_next_answers(&self, n: usize) {
-        self.resets.store(n, Ordering::SeqCst);
+        self.resets.budget.store(n, Ordering::SeqCst);
     }
 
     /// Points the proxy at another upstream (new connections only).
     pub fn set_upstream(&self, upstream: SocketAddr) {
         *self.upstream.lock().unwrap() = upstream;
+    }
+
+    /// How many answers have been replaced with a reset so far: a test can wait until the
+    /// fault has bitten, whether or not the caller retries.
+    pub fn resets(&self) -> usize {
+        self.resets.done.load(Ordering::SeqCst)
     }
 }
 
@@ -93,7 +115,7 @@ async fn accept(
     listener: TcpListener,
     fault: watch::Receiver<Fault>,
     upstream: Arc<Mutex<SocketAddr>>,
-    resets: Arc<AtomicUsize>,
+    resets: Arc<Resets>,
 ) {
     loop {
         let Ok((client, _)) = listener.accept().await else {
@@ -112,7 +134,7 @@ async fn relay(
     client: TcpStream,
     target: SocketAddr,
     fault: watch::Receiver<Fault>,
-    resets: Arc<AtomicUsize>,
+    resets: Arc<Resets>,
 ) {
     let Ok(server) = TcpStream::connect(target).await else {
         return;
@@ -150,24 +172,17 @@ async fn relay(
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
             };
-            let take_reset = || {
-                resets
-                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                    .is_ok()
-            };
             loop {
                 let current = *fault.borrow();
-                if *sent_rx.borrow() && take_reset() {
+                let sent = *sent_rx.borrow();
+                if sent && (current == Fault::ResetAfterRequest || resets.take()) {
+                    // The upstream answered, so it ran the request: reset the client's
+                    // connection (RST, through a zero linger) instead of answering.
                     let _ = client_tx.as_ref().set_zero_linger();
+                    resets.done.fetch_add(1, Ordering::SeqCst);
                     return;
                 }
                 match current {
-                    Fault::ResetAfterRequest if *sent_rx.borrow() => {
-                        // The upstream answered, so it ran the request: reset the client's
-                        // connection (RST, through a zero linger) instead of answering.
-                        let _ = client_tx.as_ref().set_zero_linger();
-                        return;
-                    }
                     Fault::Stall => {
                         if fault.changed().await.is_err() {
                             return;

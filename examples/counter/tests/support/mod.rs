@@ -4,6 +4,8 @@
 // Each test file uses a part of this module.
 #![allow(dead_code)]
 
+pub mod load;
+
 use std::fs::File;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -11,6 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use litefs_orm::testkit::{Cluster, ClusterOptions};
+use litefs_orm_tests::proxy::FaultProxy;
 
 /// The RPC secret of test clusters.
 pub const SECRET: &str = "counter e2e secret, long enough to sign";
@@ -94,6 +97,13 @@ impl Node {
         }
     }
 
+    /// Kills the process with SIGKILL (on Unix) and reaps it: a crash, with no shutdown and
+    /// no chance to answer the requests it holds.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Waits up to `timeout` for the process to exit; `None` if it is still running.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
         let start = Instant::now();
@@ -119,12 +129,28 @@ impl Drop for Node {
     }
 }
 
+/// How to start a [`Deployment`].
+#[derive(Clone, Debug)]
+pub struct Setup {
+    /// Every node's `LITEFS_ORM_REPLICATION_TIMEOUT_MS`.
+    pub replication_timeout: Duration,
+    /// Put a [`FaultProxy`] in front of every app and make the proxies' addresses the LiteFS
+    /// hostnames, so every forwarded write passes through the primary's proxy (clients still
+    /// reach the apps directly). Off: the hostnames are the apps' own addresses.
+    pub proxied: bool,
+}
+
 /// A primary and replicas as separate counter processes on the LiteFS stand-in.
 pub struct Deployment {
     /// The processes, node 0 the primary. Declared first: dropped (killed) before the cluster.
     pub nodes: Vec<Node>,
     /// The stand-in replicating between the nodes' directories.
     pub litefs: Cluster,
+    /// With [`Setup::proxied`]: the proxy in front of each node, in node order.
+    pub proxies: Vec<FaultProxy>,
+    /// Each node's environment, kept to [`restart`](Self::restart) it as it was.
+    envs: Vec<Vec<(&'static str, String)>>,
+    logs: PathBuf,
 }
 
 impl Deployment {
@@ -133,16 +159,41 @@ impl Deployment {
     /// `replication_timeout`; returns once every node is healthy. Logs go to
     /// `<CARGO_TARGET_TMPDIR>/counter-tests/<test>/`.
     pub async fn start(test: &str, replication_timeout: Duration) -> Deployment {
-        let ports = free_ports(3);
-        let hostnames: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let setup = Setup {
+            replication_timeout,
+            proxied: false,
+        };
+        Self::start_with(test, setup).await
+    }
+
+    /// Like [`start`](Self::start), as `setup` says.
+    pub async fn start_with(test: &str, setup: Setup) -> Deployment {
+        // The apps' ports stay bound until the proxies have theirs, so no proxy takes one.
+        let held = bind_free_ports(3);
+        let ports: Vec<u16> = held
+            .iter()
+            .map(|l| l.local_addr().unwrap().port())
+            .collect();
+        let mut proxies = Vec::new();
+        if setup.proxied {
+            for port in &ports {
+                proxies.push(FaultProxy::start(([127, 0, 0, 1], *port).into()).await);
+            }
+        }
+        drop(held);
+        let hostnames: Vec<String> = match setup.proxied {
+            true => proxies.iter().map(|p| p.addr().to_string()).collect(),
+            false => ports.iter().map(|p| format!("127.0.0.1:{p}")).collect(),
+        };
         let litefs = Cluster::start(ClusterOptions::default().nodes(3).hostnames(hostnames))
             .await
             .expect("start the LiteFS stand-in");
         let logs = log_dir(test);
         let mut nodes = Vec::new();
+        let mut envs = Vec::new();
         for (i, port) in ports.into_iter().enumerate() {
             let http = litefs.http_addr(i).expect("the stand-in's HTTP API");
-            let env = [
+            let env = vec![
                 ("LITEFS_ORM_MOUNT", litefs.mount(i).display().to_string()),
                 ("LITEFS_ORM_DATABASE", "app.db".to_owned()),
                 ("LITEFS_ORM_LITEFS_HTTP", format!("http://{http}")),
@@ -150,33 +201,59 @@ impl Deployment {
                 ("LITEFS_ORM_SECRET", SECRET.to_owned()),
                 (
                     "LITEFS_ORM_REPLICATION_TIMEOUT_MS",
-                    replication_timeout.as_millis().to_string(),
+                    setup.replication_timeout.as_millis().to_string(),
                 ),
             ];
             let log = logs.join(format!("n{}.log", i + 1));
             nodes.push(Node::spawn(port, &env, &logs, log));
+            envs.push(env);
         }
         let client = reqwest::Client::new();
         for node in &mut nodes {
             node.wait_healthy(&client).await;
         }
-        Deployment { nodes, litefs }
+        Deployment {
+            nodes,
+            litefs,
+            proxies,
+            envs,
+            logs,
+        }
     }
 
     /// Node `i`'s base URL.
     pub fn url(&self, i: usize) -> &str {
         &self.nodes[i].url
     }
+
+    /// Kills node `i`'s process if it still runs, starts it again on the same port, mount
+    /// and settings (its log goes to `n{i+1}-restarted.log`), and waits until it is healthy:
+    /// a crashed machine coming back, in whatever role LiteFS now gives it.
+    pub async fn restart(&mut self, i: usize) {
+        self.nodes[i].kill();
+        let port = self.nodes[i]
+            .name
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse().ok())
+            .expect("a node's name is its address");
+        let log = self.logs.join(format!("n{}-restarted.log", i + 1));
+        self.nodes[i] = Node::spawn(port, &self.envs[i], &self.logs, log);
+        self.nodes[i].wait_healthy(&reqwest::Client::new()).await;
+    }
 }
 
 /// `n` distinct free loopback ports: bound together, then released for the apps to take.
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a free port"))
-        .collect();
-    listeners
+    bind_free_ports(n)
         .iter()
         .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
+/// `n` listeners on distinct free loopback ports; dropping them frees the ports.
+fn bind_free_ports(n: usize) -> Vec<TcpListener> {
+    (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a free port"))
         .collect()
 }
 
@@ -204,6 +281,14 @@ pub fn count(html: &str) -> Option<i64> {
     element(html, "count")?.trim().parse().ok()
 }
 
+/// Whether a failed view's page says it was counted: `yes`, `no` or `maybe` (its
+/// `data-committed`).
+pub fn committed(html: &str) -> Option<String> {
+    let start = html.find("data-committed=\"")? + "data-committed=\"".len();
+    let rest = &html[start..];
+    Some(rest[..rest.find('"')?].to_owned())
+}
+
 /// Every page's count as node `url` has it (`GET /api/counts`).
 pub async fn counts(client: &reqwest::Client, url: &str) -> serde_json::Value {
     let response = client
@@ -211,6 +296,8 @@ pub async fn counts(client: &reqwest::Client, url: &str) -> serde_json::Value {
         .send()
         .await
         .expect("GET /api/counts");
-    assert!(response.status().is_success(), "{}", response.status());
-    response.json().await.expect("counts as JSON")
+    let status = response.status();
+    let body = response.text().await.expect("the counts' body");
+    assert!(status.is_success(), "{url}/api/counts: {status}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{url}/api/counts: {e}: {body}"))
 }
