@@ -102,6 +102,10 @@ pub struct Bench {
     pub primary: Node,
     /// Node 1, a replica.
     pub replica: Node,
+    /// A second handle on node 1 that does not wait for replication (a zero replication
+    /// timeout: a forwarded write returns `ReplicationTimeout { committed: true }` at once):
+    /// the forwarding path alone, coalescing included.
+    pub replica_no_wait: ReplicatedDb,
     /// A plain SeaORM connection on the replica's file, opened like the handle's reader.
     pub plain: DatabaseConnection,
     /// The replica's transport timer.
@@ -171,10 +175,17 @@ impl Bench {
             .connect_with(reader_options(&litefs.db_path(1)))
             .await?;
         let plain = SqlxSqliteConnector::from_sqlx_sqlite_pool(pool);
+        let no_wait = Config::litefs(litefs.mount(1), "app.db")
+            .with_primary_url("http://{primary}")
+            .with_rpc_secret(SECRET)
+            .with_replication_timeout(Duration::ZERO);
+        let replica_no_wait =
+            ReplicatedDb::connect_with_transport(no_wait, registry(), transport.clone()).await?;
         Ok(Bench {
             litefs,
             primary,
             replica,
+            replica_no_wait,
             plain,
             transport,
             handler,
@@ -216,16 +227,31 @@ impl Bench {
         format!("http://{}{path}", self.primary.addr)
     }
 
-    /// Empties the benchmark table on the primary and waits until the replica has that.
-    /// The stand-in copies the whole database to the replica at every sync, so its cost
-    /// grows with the table: each write phase starts from an empty one.
+    /// Empties the benchmark table and the idempotency records on the primary and waits
+    /// until the replica has that. The stand-in copies the whole database to the replica at
+    /// every sync, so its cost grows with the database: each write phase starts from an
+    /// empty one.
     pub async fn reset(&self) -> Result<()> {
+        self.clear().await?;
+        self.litefs.sync().await?;
+        Ok(())
+    }
+
+    /// [`reset`](Bench::reset) while replication is paused: empties without waiting.
+    pub async fn reset_paused(&self) -> Result<()> {
+        self.clear().await
+    }
+
+    async fn clear(&self) -> Result<()> {
         self.primary
             .db
             .execute_unprepared("DELETE FROM item")
             .await?;
-        self.litefs.sync().await?;
-        Ok(())
+        let records = format!("DELETE FROM {}", litefs_orm::IDEMPOTENCY_TABLE);
+        match self.primary.db.execute_unprepared(&records).await {
+            Err(e) if !e.to_string().contains("no such table") => Err(e.into()),
+            _ => Ok(()),
+        }
     }
 
     /// Rows in the table, read on the primary.

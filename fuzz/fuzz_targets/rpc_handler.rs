@@ -66,8 +66,9 @@ async fn rows(db: &ReplicatedDb) -> i64 {
 
 fuzz_target!(|data: &[u8]| {
     let node = node();
-    let path = match data.first() {
-        Some(b) if b % 2 == 1 => litefs_orm::OPERATION_PATH,
+    let path = match data.first().map(|b| b % 3) {
+        Some(1) => litefs_orm::OPERATION_PATH,
+        Some(2) => litefs_orm::BATCH_PATH,
         _ => litefs_orm::RPC_PATH,
     };
     let body = data.get(1..).unwrap_or_default().to_vec();

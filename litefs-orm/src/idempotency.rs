@@ -143,16 +143,24 @@ impl Ledger {
 
 /// The recorded result for `key`, if any.
 async fn recall(txn: &DatabaseTransaction, key: &Key) -> Result<Option<String>, ExecError> {
-    // A no-op once the table exists; inside the transaction, so it is created exactly when
-    // a first record commits (and again after a migration dropped every table).
-    txn.execute_unprepared(CREATE).await?;
-    let row = txn
-        .query_one_raw(Statement::from_sql_and_values(
+    let lookup = || {
+        txn.query_one_raw(Statement::from_sql_and_values(
             DbBackend::Sqlite,
             "SELECT digest, response FROM _litefs_orm_idempotency WHERE key = ?",
             [key.id.clone().into()],
         ))
-        .await?;
+    };
+    let row = match lookup().await {
+        Ok(row) => row,
+        // First use (or a migration dropped every table): create it in this transaction,
+        // so it exists exactly when a first record commits. A statement that fails to
+        // prepare leaves the transaction as it was.
+        Err(e) if e.to_string().contains("no such table") => {
+            txn.execute_unprepared(CREATE).await?;
+            lookup().await?
+        }
+        Err(e) => return Err(e.into()),
+    };
     let Some(row) = row else {
         return Ok(None);
     };

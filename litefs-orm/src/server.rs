@@ -22,8 +22,9 @@ use crate::wire::{
     WriteRequest, WriteResponse,
 };
 
-/// The router that accepts forwarded writes at [`RPC_PATH`] and operations at
-/// [`OPERATION_PATH`]; merge it into the app's router (or serve it on a port of its own).
+/// The router that accepts forwarded writes at [`RPC_PATH`], operations at
+/// [`OPERATION_PATH`] and batches of both at [`BATCH_PATH`]; merge it into the app's router
+/// (or serve it on a port of its own).
 /// Every node serves it: whichever is primary answers, the others refuse with "not primary".
 ///
 /// ```no_run

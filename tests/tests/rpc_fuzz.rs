@@ -3,6 +3,7 @@
 
 use axum::body::Body;
 use axum::http::Request;
+use litefs_orm::wire::BatchResponse;
 use litefs_orm::{ReplicatedDb, auth};
 use litefs_orm_tests::{SECRET, TestCluster};
 use proptest::prelude::*;
@@ -10,7 +11,9 @@ use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-/// Sends `body`, signed, to the primary's router in-process; returns the status.
+/// Sends `body`, signed, to the primary's router in-process; returns the status. For a batch
+/// answered 200, its calls' statuses stand in: a 5xx if any call got one, else 200 if any
+/// call ran, else the refusal (every call refused: nothing may have changed).
 async fn send(db: &ReplicatedDb, path: &str, body: Vec<u8>) -> u16 {
     let sig = auth::sign(SECRET.as_bytes(), path, &body);
     let request = Request::post(path)
@@ -23,7 +26,21 @@ async fn send(db: &ReplicatedDb, path: &str, body: Vec<u8>) -> u16 {
         .oneshot(request)
         .await
         .unwrap();
-    response.status().as_u16()
+    let status = response.status().as_u16();
+    if path != litefs_orm::BATCH_PATH || status != 200 {
+        return status;
+    }
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let answers: BatchResponse<'_> = serde_json::from_slice(&bytes).unwrap();
+    let statuses: Vec<u16> = answers.answers.iter().map(|a| a.status).collect();
+    let worst = statuses.iter().copied().max().unwrap_or(200);
+    match (worst >= 500, statuses.iter().any(|s| *s < 300)) {
+        (true, _) => worst,
+        (false, true) => 200,
+        (false, false) => worst,
+    }
 }
 
 /// Rows across every table the endpoint can write.
@@ -97,11 +114,38 @@ fn any_write() -> impl Strategy<Value = Value> {
         entity,
         op,
         proptest::collection::vec(any_field(), 0..6),
+        any_key(),
     )
-        .prop_map(|(v, e, op, fields)| {
+        .prop_map(|(v, e, op, fields, key)| {
             let model: serde_json::Map<String, Value> = fields.into_iter().collect();
-            json!({ "v": v, "entity": e, "op": op, "model": model })
+            let mut write = json!({ "v": v, "entity": e, "op": op, "model": model });
+            if let Some(key) = key {
+                write["key"] = key;
+            }
+            write
         })
+}
+
+/// No key, a few reused keys (so later requests meet recorded ones), or anything.
+fn any_key() -> impl Strategy<Value = Option<Value>> {
+    prop_oneof![
+        Just(None),
+        "k[0-3]".prop_map(|k| Some(Value::from(k))),
+        any_scalar().prop_map(Some),
+        ".{0,200}".prop_map(|k| Some(Value::from(k))),
+    ]
+}
+
+/// A batch of writes and operations, to the right paths or not.
+fn any_batch() -> impl Strategy<Value = Value> {
+    let call = prop_oneof![
+        any_write().prop_map(|w| json!({ "path": litefs_orm::RPC_PATH, "body": w })),
+        any_operation().prop_map(|o| json!({ "path": litefs_orm::OPERATION_PATH, "body": o })),
+        (".{0,20}", any_value()).prop_map(|(p, b)| json!({ "path": p, "body": b })),
+    ];
+    let version = prop_oneof![Just(1u32), any::<u32>()];
+    (version, proptest::collection::vec(call, 0..5))
+        .prop_map(|(v, calls)| json!({ "v": v, "calls": calls }))
 }
 
 fn any_operation() -> impl Strategy<Value = Value> {
@@ -149,6 +193,22 @@ fn arbitrary_write_requests_never_fail_the_primary() {
     check(any_write(), litefs_orm::RPC_PATH, |v| {
         serde_json::to_vec(&v).unwrap()
     });
+}
+
+#[test]
+fn arbitrary_batches_never_fail_the_primary() {
+    check(any_batch(), litefs_orm::BATCH_PATH, |v| {
+        serde_json::to_vec(&v).unwrap()
+    });
+}
+
+#[test]
+fn arbitrary_bytes_sent_as_a_batch_are_refused_without_a_change() {
+    check(
+        proptest::collection::vec(any::<u8>(), 0..512),
+        litefs_orm::BATCH_PATH,
+        |b| b,
+    );
 }
 
 #[test]
