@@ -110,7 +110,7 @@ impl Outbox {
             }
         };
         let Some((id, answer)) = waiting else {
-            let _flight = InFlight::new(self, base);
+            let _flight = InFlight::new(self.clone(), base);
             return self.transport.send(&url, body, timeout).await;
         };
         let mut queued = Dequeue {
@@ -160,13 +160,17 @@ impl Outbox {
             }
             batch
         };
-        // The slot passes from the request that ended to the batch.
+        // The slot passes from the request that ended to the batch; the guard is made before
+        // the task first runs, so that a task dropped unpolled still frees it.
+        let flight = InFlight::new(self.clone(), base);
         match tokio::runtime::Handle::try_current() {
-            Ok(rt) => drop(rt.spawn(self.clone().send_batch(base.to_owned(), batch))),
+            Ok(rt) => drop(rt.spawn(flight.send_batch(batch))),
             Err(_) => {
                 // No runtime left to send on: the queued callers hear so from their channels.
                 drop(batch);
                 self.lock().remove(base);
+                // Its lane is gone: dropping it frees nothing more.
+                drop(flight);
             }
         }
     }
@@ -189,16 +193,36 @@ impl Outbox {
         }
         batch
     }
+}
 
-    async fn send_batch(self: Arc<Self>, base: String, calls: Vec<Queued>) {
-        let _flight = InFlight::new(&self, &base);
-        let url = format!("{base}{BATCH_PATH}");
+/// A request in flight to one primary: frees its slot when it ends, however it ends (a
+/// caller that stops waiting drops its request).
+struct InFlight {
+    outbox: Arc<Outbox>,
+    base: String,
+}
+
+impl InFlight {
+    fn new(outbox: Arc<Outbox>, base: &str) -> Self {
+        InFlight {
+            outbox,
+            base: base.to_owned(),
+        }
+    }
+
+    /// Sends `calls` as one batch request and answers each caller.
+    async fn send_batch(self, calls: Vec<Queued>) {
+        let url = format!("{}{BATCH_PATH}", self.base);
         let timeout = calls
             .iter()
             .map(|c| c.deadline.saturating_duration_since(Instant::now()))
             .max()
             .unwrap_or_default();
-        let result = self.transport.send(&url, frame(&calls), timeout).await;
+        let result = self
+            .outbox
+            .transport
+            .send(&url, frame(&calls), timeout)
+            .await;
         match result.and_then(|answer| split(&answer, calls.len())) {
             Ok(answers) => {
                 for (call, answer) in calls.into_iter().zip(answers) {
@@ -211,6 +235,12 @@ impl Outbox {
                 }
             }
         }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.outbox.finished(&self.base);
     }
 }
 
@@ -241,25 +271,6 @@ impl Dequeue<'_> {
 impl Drop for Dequeue<'_> {
     fn drop(&mut self) {
         self.remove();
-    }
-}
-
-/// Frees a request's slot when it ends, however it ends (a caller that stops waiting
-/// drops its request).
-struct InFlight<'a> {
-    outbox: &'a Arc<Outbox>,
-    base: &'a str,
-}
-
-impl<'a> InFlight<'a> {
-    fn new(outbox: &'a Arc<Outbox>, base: &'a str) -> Self {
-        InFlight { outbox, base }
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.outbox.finished(self.base);
     }
 }
 
@@ -342,5 +353,63 @@ fn lost(url: &str, why: &str) -> Error {
         message: why.to_owned(),
         maybe_committed: true,
         attempts: 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::BoxFut;
+    use std::sync::atomic::AtomicUsize;
+
+    /// A primary that never answers: counts what reaches it.
+    #[derive(Default)]
+    struct Silent {
+        sent: AtomicUsize,
+    }
+
+    impl Transport for Silent {
+        fn send<'a>(&'a self, _: &'a str, _: Bytes, _: Duration) -> BoxFut<'a, Result<Bytes>> {
+            self.sent.fetch_add(1, Ordering::SeqCst);
+            Box::pin(std::future::pending())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_call_queued_behind_stalled_requests_times_out_unsent_and_not_applied() {
+        let silent = Arc::new(Silent::default());
+        let outbox = Outbox::new(silent.clone(), 1 << 20);
+        for _ in 0..MAX_IN_FLIGHT {
+            let outbox = outbox.clone();
+            tokio::spawn(async move {
+                let body = Bytes::from_static(b"{}");
+                outbox
+                    .send("http://p", "/w", body, Duration::from_secs(60))
+                    .await
+            });
+        }
+        tokio::task::yield_now().await;
+        let body = Bytes::from_static(b"{}");
+        let err = outbox
+            .send("http://p", "/w", body, Duration::from_millis(50))
+            .await
+            .unwrap_err();
+        assert!(!err.may_be_committed(), "{err}");
+        assert_eq!(silent.sent.load(Ordering::SeqCst), MAX_IN_FLIGHT);
+    }
+
+    #[test]
+    fn a_batch_body_carries_each_call_byte_for_byte() {
+        let (reply, _answer) = oneshot::channel();
+        let call = Queued {
+            id: 0,
+            path: "/litefs-orm/v1/write",
+            body: Bytes::from_static(br#"{"v":1, "key":"k"}"#),
+            deadline: Instant::now(),
+            reply,
+        };
+        let framed = frame(&[call]);
+        let batch: crate::wire::BatchRequest<'_> = serde_json::from_slice(&framed).unwrap();
+        assert_eq!(batch.calls[0].body.get(), r#"{"v":1, "key":"k"}"#);
     }
 }
