@@ -1,7 +1,8 @@
 //! Group commit: writes that reach the primary while another commit is in flight share one
 //! SQLite transaction, each in its own savepoint.
 //!
-//! A write that finds its writer idle runs alone, exactly as a single transaction
+//! Each database's writer and queue live in its [`Committer`], which its
+//! [`ReplicatedDb`](crate::ReplicatedDb) owns. A write that finds its writer idle runs alone, exactly as a single transaction
 //! ([`executor::solo`](crate::executor)). A write that finds it busy queues a ticket. When
 //! the busy writer is done, a leader task opens one transaction for the queue and takes the
 //! tickets in turn: `SAVEPOINT`, hand the transaction to that caller, which runs its own
@@ -16,7 +17,7 @@
 //! replica does, a savepoint statement failing, `-pos` unreadable, the commit failing —
 //! fails every write of the batch with it; nothing of the batch is committed then.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -38,19 +39,9 @@ const SAVEPOINT: &str = "litefs_orm_batch";
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
 
-/// Writers that are busy, by [`key`]: the tickets waiting for them. An entry exists exactly
-/// while a lone write or a leader owns that writer.
-static BUSY: Mutex<BTreeMap<usize, VecDeque<Ticket>>> = Mutex::new(BTreeMap::new());
-
 tokio::task_local! {
-    /// The writer (by [`key`]) whose write the current task is running.
-    pub(crate) static WRITING: usize;
-}
-
-/// True when the current task is inside a write on writer `key`: another write from it
-/// would wait for its own transaction.
-pub(crate) fn writing(key: usize) -> bool {
-    WRITING.try_with(|k| *k == key).unwrap_or(false)
+    /// The committer (by [`Committer::id`]) whose write the current task is running.
+    static WRITING: usize;
 }
 
 /// Turns group commit on (the default) or off for the whole process. Off, every write runs
@@ -58,6 +49,68 @@ pub(crate) fn writing(key: usize) -> bool {
 #[doc(hidden)]
 pub fn set_group_commit(enabled: bool) {
     ENABLED.store(enabled, Ordering::SeqCst);
+}
+
+/// A database's single writer connection, its LiteFS position, and the queue of writes
+/// waiting while it is busy. One per [`ReplicatedDb`](crate::ReplicatedDb).
+pub(crate) struct Committer {
+    pub(crate) writer: DatabaseConnection,
+    pub(crate) position: Option<PositionTracker>,
+    /// `None` while the writer is idle; while a lone write or a leader owns it, the tickets
+    /// queued behind it.
+    busy: Mutex<Option<VecDeque<Ticket>>>,
+}
+
+impl Committer {
+    pub(crate) fn new(writer: DatabaseConnection, position: Option<PositionTracker>) -> Arc<Self> {
+        Arc::new(Committer {
+            writer,
+            position,
+            busy: Mutex::new(None),
+        })
+    }
+
+    /// Identifies this committer for [`writing`] while it lives.
+    fn id(self: &Arc<Self>) -> usize {
+        Arc::as_ptr(self) as usize
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<VecDeque<Ticket>>> {
+        self.busy.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The next ticket for a running batch.
+    fn pop(&self) -> Option<Ticket> {
+        self.lock().as_mut()?.pop_front()
+    }
+
+    /// The next ticket for a new batch; with none, the writer is idle again.
+    fn next_or_retire(&self) -> Option<Ticket> {
+        let mut busy = self.lock();
+        let ticket = busy.as_mut()?.pop_front();
+        if ticket.is_none() {
+            *busy = None;
+        }
+        ticket
+    }
+
+    #[cfg(test)]
+    fn queued(&self) -> usize {
+        self.lock().as_ref().map_or(0, VecDeque::len)
+    }
+}
+
+/// True when the current task is inside a write on `committer`: another write from it
+/// would wait for its own transaction.
+pub(crate) fn writing(committer: &Arc<Committer>) -> bool {
+    WRITING
+        .try_with(|id| *id == committer.id())
+        .unwrap_or(false)
+}
+
+/// Runs `write` as the current task's write on `committer` (see [`writing`]).
+pub(crate) async fn as_writing<F: Future>(committer: &Arc<Committer>, write: F) -> F::Output {
+    WRITING.scope(committer.id(), write).await
 }
 
 /// A queued write: where the leader sends its turn (or the error that prevents it).
@@ -114,53 +167,49 @@ impl Drop for Lease {
 }
 
 /// How a write enters: alone on an idle writer, or queued behind a busy one.
-pub(crate) enum Entry<'a> {
+pub(crate) enum Entry {
     /// Run as a single transaction; dropping the guard hands the writer to the queue.
-    Alone(Alone<'a>),
+    Alone(Alone),
     /// Wait for a turn in a batch ([`follow`]).
     Queued(oneshot::Receiver<Result<Turn, ExecError>>),
 }
 
 /// Owns an idle writer for one lone write; on drop, starts a leader for whatever queued.
-pub(crate) struct Alone<'a> {
-    owner: Option<(usize, &'a DatabaseConnection, Option<&'a PositionTracker>)>,
+pub(crate) struct Alone {
+    owner: Option<Arc<Committer>>,
 }
 
-impl Drop for Alone<'_> {
+impl Drop for Alone {
     fn drop(&mut self) {
-        let Some((key, writer, position)) = self.owner.take() else {
+        let Some(committer) = self.owner.take() else {
             return;
         };
-        let mut busy = lock_busy();
-        if busy.get(&key).is_some_and(|q| !q.is_empty()) {
+        let mut busy = committer.lock();
+        if busy.as_ref().is_some_and(|q| !q.is_empty()) {
             drop(busy);
-            spawn_leader(key, writer.clone(), position.cloned());
+            spawn_leader(committer);
         } else {
-            busy.remove(&key);
+            *busy = None;
         }
     }
 }
 
-/// Claims `writer` (of [`key`] `key`) for one write, or queues behind its current owner.
-pub(crate) fn enter<'a>(
-    key: usize,
-    writer: &'a DatabaseConnection,
-    position: Option<&'a PositionTracker>,
-) -> Entry<'a> {
+/// Claims `committer`'s writer for one write, or queues behind its current owner.
+pub(crate) fn enter(committer: &Arc<Committer>) -> Entry {
     if !ENABLED.load(Ordering::Relaxed) {
         return Entry::Alone(Alone { owner: None });
     }
-    let mut busy = lock_busy();
-    match busy.get_mut(&key) {
+    let mut busy = committer.lock();
+    match busy.as_mut() {
         Some(queue) => {
             let (ticket, turn) = oneshot::channel();
             queue.push_back(ticket);
             Entry::Queued(turn)
         }
         None => {
-            busy.insert(key, VecDeque::new());
+            *busy = Some(VecDeque::new());
             Entry::Alone(Alone {
-                owner: Some((key, writer, position)),
+                owner: Some(committer.clone()),
             })
         }
     }
@@ -189,67 +238,46 @@ where
     }
 }
 
-/// One queue per writer pool, keyed by the address of the pool's connect options, which
-/// the pool owns for its whole life. Whoever owns a busy entry (a lone write, a leader)
-/// holds the pool, so no other pool can have that address while the entry exists.
-pub(crate) fn key(writer: &DatabaseConnection) -> usize {
-    Arc::as_ptr(&writer.get_sqlite_connection_pool().connect_options()) as usize
-}
-
-fn lock_busy() -> MutexGuard<'static, BTreeMap<usize, VecDeque<Ticket>>> {
-    BUSY.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// The next ticket for a running batch.
-fn pop(key: usize) -> Option<Ticket> {
-    lock_busy().get_mut(&key)?.pop_front()
-}
-
-/// The next ticket for a new batch; with none, the writer is idle again.
-fn next_or_retire(key: usize) -> Option<Ticket> {
-    let mut busy = lock_busy();
-    let ticket = busy.get_mut(&key)?.pop_front();
-    if ticket.is_none() {
-        busy.remove(&key);
-    }
-    ticket
-}
-
 fn stopped() -> ExecError {
     ExecError::Db(DbErr::Custom(
         "the primary stopped before this write was committed (is it shutting down?)".into(),
     ))
 }
 
-fn spawn_leader(key: usize, writer: DatabaseConnection, position: Option<PositionTracker>) {
+fn spawn_leader(committer: Arc<Committer>) {
+    // Made before the task first runs, so that dropping the task unpolled still frees the
+    // writer.
+    let leading = Leading {
+        committer,
+        finished: false,
+    };
     match tokio::runtime::Handle::try_current() {
-        Ok(rt) => {
-            // Made before the task first runs, so that dropping the task unpolled still frees
-            // the writer.
-            let leading = Leading(key);
-            drop(rt.spawn(lead(leading, writer, position)));
-        }
+        Ok(rt) => drop(rt.spawn(lead(leading))),
         // No runtime left to commit on: the queued writes fail with `stopped`.
-        Err(_) => drop(lock_busy().remove(&key)),
+        Err(_) => drop(leading),
     }
 }
 
-/// Ends the busy entry if the leader dies (panic, runtime shutdown): its callers then
-/// fail instead of waiting forever, and later writes find the writer idle.
-struct Leading(usize);
+/// Ends the busy state if the leader dies (panic, runtime shutdown): its callers then fail
+/// instead of waiting forever, and later writes find the writer idle.
+struct Leading {
+    committer: Arc<Committer>,
+    finished: bool,
+}
 
 impl Drop for Leading {
     fn drop(&mut self) {
-        lock_busy().remove(&self.0);
+        if !self.finished {
+            *self.committer.lock() = None;
+        }
     }
 }
 
-async fn lead(leading: Leading, writer: DatabaseConnection, position: Option<PositionTracker>) {
-    let key = leading.0;
-    while let Some(first) = next_or_retire(key) {
-        leader::run_batch(key, first, &writer, position.as_ref()).await;
+async fn lead(mut leading: Leading) {
+    while let Some(first) = leading.committer.next_or_retire() {
+        leader::run_batch(&leading.committer, first).await;
     }
-    std::mem::forget(leading);
+    leading.finished = true;
 }
 
 mod leader;

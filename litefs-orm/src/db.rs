@@ -14,6 +14,7 @@ use sea_orm::{
 };
 
 use crate::auth::Verifier;
+use crate::batch::Committer;
 use crate::client::{self, HttpTransport, Transport};
 use crate::config::Config;
 use crate::error::{Error, Result, is_replica_write_error};
@@ -53,9 +54,9 @@ pub struct ReplicatedDb {
 struct Inner {
     config: Config,
     reader: DatabaseConnection,
-    writer: DatabaseConnection,
+    /// The writer connection, the position and the group-commit queue.
+    committer: Arc<Committer>,
     role: RoleWatch,
-    position: Option<PositionTracker>,
     registry: Registry,
     outbox: Arc<Outbox>,
     verifier: Verifier,
@@ -113,9 +114,8 @@ impl ReplicatedDb {
             inner: Arc::new(Inner {
                 config,
                 reader,
-                writer,
+                committer: Committer::new(writer, position),
                 role,
-                position,
                 registry,
                 outbox,
                 verifier,
@@ -141,7 +141,7 @@ impl ReplicatedDb {
 
     /// The local LiteFS position (`None` when standalone).
     pub fn local_position(&self) -> Option<crate::litefs::Pos> {
-        self.inner.position.as_ref().and_then(|p| p.read().ok())
+        self.position().and_then(|p| p.read().ok())
     }
 
     /// The configuration this handle was opened with.
@@ -155,11 +155,15 @@ impl ReplicatedDb {
     }
 
     pub(crate) fn writer(&self) -> &DatabaseConnection {
-        &self.inner.writer
+        &self.inner.committer.writer
+    }
+
+    pub(crate) fn committer(&self) -> &Arc<Committer> {
+        &self.inner.committer
     }
 
     pub(crate) fn position(&self) -> Option<&PositionTracker> {
-        self.inner.position.as_ref()
+        self.inner.committer.position.as_ref()
     }
 
     pub(crate) fn verifier(&self) -> &Verifier {
@@ -291,7 +295,7 @@ impl ReplicatedDb {
             // Never sent anywhere: no other node can have committed it, so there is no key
             // to honour.
             let attempt = job.clone();
-            return in_transaction(self.writer(), self.position(), move |txn| {
+            return in_transaction(&self.inner.committer, move |txn| {
                 Box::pin(async move { attempt.local(txn).await })
             })
             .await
@@ -358,7 +362,7 @@ impl ReplicatedDb {
             return Ok(&self.inner.reader);
         }
         match self.role() {
-            Role::Standalone | Role::Primary => Ok(&self.inner.writer),
+            Role::Standalone | Role::Primary => Ok(self.writer()),
             role => Err(replica_write_refused(&role)),
         }
     }

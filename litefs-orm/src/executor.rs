@@ -13,7 +13,9 @@ use sea_orm::{
     Statement, TransactionOptions, TransactionTrait,
 };
 
-use crate::batch;
+use std::sync::Arc;
+
+use crate::batch::{self, Committer};
 use crate::error::{DbFailure, is_replica_write_error};
 use crate::ops::BoxFut;
 use crate::position::PositionTracker;
@@ -92,15 +94,13 @@ impl ExecError {
 /// an `Err`, a panic, being dropped — rolls back only its own changes, and its TXID is the
 /// shared commit's.
 pub(crate) async fn in_transaction<T, F>(
-    writer: &DatabaseConnection,
-    position: Option<&PositionTracker>,
+    committer: &Arc<Committer>,
     work: F,
 ) -> Result<(T, u64), ExecError>
 where
     F: for<'t> FnOnce(&'t DatabaseTransaction) -> BoxFut<'t, Result<T, ExecError>>,
 {
-    let key = batch::key(writer);
-    if batch::writing(key) {
+    if batch::writing(committer) {
         // It would wait for the transaction it runs in: refuse rather than hang.
         return Err(ExecError::Db(DbErr::Custom(
             "a replicated write was started inside another replicated write's transaction on \
@@ -108,18 +108,17 @@ where
                 .into(),
         )));
     }
-    batch::WRITING
-        .scope(key, async move {
-            match batch::enter(key, writer, position) {
-                batch::Entry::Alone(owner) => {
-                    let result = solo(writer, position, work).await;
-                    drop(owner);
-                    result
-                }
-                batch::Entry::Queued(turn) => batch::follow(turn, work).await,
+    batch::as_writing(committer, async move {
+        match batch::enter(committer) {
+            batch::Entry::Alone(owner) => {
+                let result = solo(&committer.writer, committer.position.as_ref(), work).await;
+                drop(owner);
+                result
             }
-        })
-        .await
+            batch::Entry::Queued(turn) => batch::follow(turn, work).await,
+        }
+    })
+    .await
 }
 
 /// One write in a transaction of its own.

@@ -310,7 +310,7 @@ where
     }
     // A panic (in a hook, say) drops the transaction, which rolls it back: say so, rather
     // than closing the connection and leaving the caller unsure.
-    let work = in_transaction(db.writer(), db.position(), work);
+    let work = in_transaction(db.committer(), work);
     let Ok(result) = std::panic::AssertUnwindSafe(work).catch_unwind().await else {
         return Err(refuse(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -3,12 +3,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, Statement,
-};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, Statement};
 use tokio::sync::oneshot;
 
-use super::{Lease, MAX_OPEN, MAX_WRITES, Ran, SAVEPOINT, Ticket, Turn, pop, stopped};
+use super::{Committer, Lease, MAX_OPEN, MAX_WRITES, Ran, SAVEPOINT, Ticket, Turn, stopped};
 use crate::executor::ExecError;
 use crate::position::PositionTracker;
 
@@ -77,13 +75,9 @@ impl Members {
 }
 
 /// Runs one batch from `first` on: see the module docs.
-pub(super) async fn run_batch(
-    key: usize,
-    first: Ticket,
-    writer: &DatabaseConnection,
-    position: Option<&PositionTracker>,
-) {
-    let txn = match crate::executor::begin(writer).await {
+pub(super) async fn run_batch(committer: &Committer, first: Ticket) {
+    let position = committer.position.as_ref();
+    let txn = match crate::executor::begin(&committer.writer).await {
         Ok(txn) => Arc::new(txn),
         Err(e) => {
             let _ = first.send(Err(e.into()));
@@ -136,7 +130,7 @@ pub(super) async fn run_batch(
         if writes >= MAX_WRITES || opened.elapsed() >= MAX_OPEN {
             break;
         }
-        match pop(key) {
+        match committer.pop() {
             Some(next) => ticket = next,
             None => break,
         }
@@ -152,7 +146,7 @@ pub(super) async fn run_batch(
         }
     }
     #[cfg(test)]
-    super::tests::record(key, writes);
+    super::tests::record(committer, writes);
     commit(txn, members, position).await;
 }
 

@@ -1,6 +1,7 @@
 //! Group commit driven directly: one write holds the writer, others queue behind it and
 //! commit together once it lets go.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::AtomicUsize;
 
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
@@ -11,21 +12,22 @@ use super::*;
 use crate::executor::in_transaction;
 use crate::litefs::{Pos, pos_path};
 
-/// Sizes of the committed batches, by writer key.
+/// Sizes of the committed batches, by committer address.
 static SIZES: Mutex<BTreeMap<usize, Vec<usize>>> = Mutex::new(BTreeMap::new());
 
-pub(super) fn record(key: usize, writes: usize) {
+pub(super) fn record(committer: &Committer, writes: usize) {
     let mut sizes = SIZES.lock().unwrap_or_else(PoisonError::into_inner);
+    let key = std::ptr::from_ref(committer) as usize;
     sizes.entry(key).or_default().push(writes);
 }
 
-fn sizes(writer: &DatabaseConnection) -> Vec<usize> {
+fn sizes(committer: &Arc<Committer>) -> Vec<usize> {
     let sizes = SIZES.lock().unwrap_or_else(PoisonError::into_inner);
-    sizes.get(&key(writer)).cloned().unwrap_or_default()
+    sizes.get(&committer.id()).cloned().unwrap_or_default()
 }
 
-fn queued(writer: &DatabaseConnection) -> usize {
-    lock_busy().get(&key(writer)).map_or(0, VecDeque::len)
+fn queued(committer: &Committer) -> usize {
+    committer.queued()
 }
 
 /// The position the tests' `-pos` file stays at: nobody bumps it here.
@@ -33,8 +35,7 @@ const POS: u64 = 5;
 
 struct Db {
     _dir: tempfile::TempDir,
-    writer: DatabaseConnection,
-    position: PositionTracker,
+    committer: Arc<Committer>,
 }
 
 async fn db() -> Db {
@@ -49,15 +50,6 @@ async fn db() -> Db {
         .await
         .unwrap();
     let writer = SqlxSqliteConnector::from_sqlx_sqlite_pool(pool);
-    // A pool of an earlier test may have had the same key.
-    SIZES
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .remove(&key(&writer));
-    assert!(
-        !lock_busy().contains_key(&key(&writer)),
-        "a stale busy entry"
-    );
     writer
         .execute_unprepared("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)")
         .await
@@ -67,11 +59,15 @@ async fn db() -> Db {
         checksum: 1,
     };
     std::fs::write(pos_path(&path), pos.to_string()).unwrap();
-    let position = PositionTracker::new(&path);
+    let committer = Committer::new(writer, Some(PositionTracker::new(&path)));
+    // A committer of an earlier test may have had the same address.
+    SIZES
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .remove(&committer.id());
     Db {
         _dir: dir,
-        writer,
-        position,
+        committer,
     }
 }
 
@@ -94,9 +90,9 @@ enum Work {
 }
 
 fn spawn(db: &Db, name: &str, work: Work) -> JoinHandle<Written> {
-    let (writer, position, name) = (db.writer.clone(), db.position.clone(), name.to_owned());
+    let (committer, name) = (db.committer.clone(), name.to_owned());
     tokio::spawn(async move {
-        in_transaction(&writer, Some(&position), move |txn| {
+        in_transaction(&committer, move |txn| {
             Box::pin(async move {
                 match work {
                     Work::Read => {
@@ -120,9 +116,9 @@ fn spawn(db: &Db, name: &str, work: Work) -> JoinHandle<Written> {
 async fn hold(db: &Db) -> (JoinHandle<Written>, oneshot::Sender<()>) {
     let (started, is_started) = oneshot::channel();
     let (release, released) = oneshot::channel::<()>();
-    let (writer, position) = (db.writer.clone(), db.position.clone());
+    let committer = db.committer.clone();
     let holder = tokio::spawn(async move {
-        in_transaction(&writer, Some(&position), move |txn| {
+        in_transaction(&committer, move |txn| {
             Box::pin(async move {
                 insert_sql(txn, "holder").await?;
                 let _ = started.send(());
@@ -140,7 +136,7 @@ async fn hold(db: &Db) -> (JoinHandle<Written>, oneshot::Sender<()>) {
 async fn batch(db: &Db, writes: &[(&str, Work)]) -> Vec<Result<Written, tokio::task::JoinError>> {
     let (holder, release) = hold(db).await;
     let tasks: Vec<_> = writes.iter().map(|(n, w)| spawn(db, n, *w)).collect();
-    while queued(&db.writer) < writes.len() {
+    while queued(&db.committer) < writes.len() {
         tokio::task::yield_now().await;
     }
     release.send(()).unwrap();
@@ -154,6 +150,7 @@ async fn batch(db: &Db, writes: &[(&str, Work)]) -> Vec<Result<Written, tokio::t
 
 async fn names(db: &Db) -> Vec<String> {
     let rows = db
+        .committer
         .writer
         .query_all_raw(Statement::from_string(
             DbBackend::Sqlite,
@@ -180,7 +177,7 @@ async fn queued_writes_commit_together_with_the_batch_txid() {
         assert_eq!(ok(r), &(name.to_string(), POS + 1));
     }
     assert_eq!(names(&db).await.len(), 9);
-    let sizes = sizes(&db.writer);
+    let sizes = sizes(&db.committer);
     assert_eq!(sizes.iter().sum::<usize>(), 8, "{sizes:?}");
     assert!(sizes.iter().any(|&n| n > 1), "no batch formed: {sizes:?}");
 }
@@ -251,9 +248,9 @@ async fn a_write_dropped_mid_batch_rolls_back_only_itself() {
     let (holder, release) = hold(&db).await;
     let a = spawn(&db, "a", Work::Insert);
     let (inside, is_inside) = oneshot::channel();
-    let (writer, position) = (db.writer.clone(), db.position.clone());
+    let committer = db.committer.clone();
     let dropped = tokio::spawn(async move {
-        in_transaction(&writer, Some(&position), move |txn| {
+        in_transaction(&committer, move |txn| {
             Box::pin(async move {
                 insert_sql(txn, "dropped").await?;
                 let _ = inside.send(());
@@ -264,7 +261,7 @@ async fn a_write_dropped_mid_batch_rolls_back_only_itself() {
         .await
     });
     let b = spawn(&db, "b", Work::Insert);
-    while queued(&db.writer) < 3 {
+    while queued(&db.committer) < 3 {
         tokio::task::yield_now().await;
     }
     release.send(()).unwrap();
@@ -284,9 +281,9 @@ async fn each_write_runs_once() {
     let (holder, release) = hold(&db).await;
     let tasks: Vec<_> = (0..10)
         .map(|i| {
-            let (writer, position) = (db.writer.clone(), db.position.clone());
+            let committer = db.committer.clone();
             tokio::spawn(async move {
-                in_transaction(&writer, Some(&position), move |txn| {
+                in_transaction(&committer, move |txn| {
                     Box::pin(async move {
                         RUNS.fetch_add(1, Ordering::SeqCst);
                         insert_sql(txn, &format!("r{i}")).await
@@ -296,7 +293,7 @@ async fn each_write_runs_once() {
             })
         })
         .collect();
-    while queued(&db.writer) < 10 {
+    while queued(&db.committer) < 10 {
         tokio::task::yield_now().await;
     }
     release.send(()).unwrap();
@@ -349,18 +346,18 @@ async fn a_write_on_an_idle_writer_runs_alone() {
     let db = db().await;
     let (value, txid) = spawn(&db, "solo", Work::Insert).await.unwrap().unwrap();
     assert_eq!((value.as_str(), txid), ("solo", POS + 1));
-    assert!(sizes(&db.writer).is_empty());
-    assert!(!lock_busy().contains_key(&key(&db.writer)));
+    assert!(sizes(&db.committer).is_empty());
+    assert!(db.committer.lock().is_none(), "the writer is still busy");
 }
 
 #[tokio::test]
 async fn a_write_started_inside_a_write_is_refused_instead_of_waiting_for_itself() {
     let db = db().await;
-    let (writer, position) = (db.writer.clone(), db.position.clone());
-    let (outer, _) = in_transaction(&db.writer, Some(&db.position), move |txn| {
+    let committer = db.committer.clone();
+    let (outer, _) = in_transaction(&db.committer, move |txn| {
         Box::pin(async move {
             insert_sql(txn, "outer").await?;
-            let nested = in_transaction(&writer, Some(&position), |txn| {
+            let nested = in_transaction(&committer, |txn| {
                 Box::pin(async move { insert_sql(txn, "nested").await })
             })
             .await;
