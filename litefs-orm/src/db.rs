@@ -95,10 +95,14 @@ impl ReplicatedDb {
         registry.check()?;
         let (role, position) = match &config.litefs_mount {
             None => (RoleWatch::standalone(), None),
-            Some(mount) => (
-                RoleWatch::litefs(mount.clone(), config.litefs_http.clone()).await,
-                Some(PositionTracker::new(&config.db_path())),
-            ),
+            Some(mount) => {
+                let role = RoleWatch::litefs(mount.clone(), config.litefs_http.clone()).await;
+                let tracker = PositionTracker::new(&config.db_path());
+                if let Some(name) = config.database.file_name() {
+                    role.follow_transactions(name.to_string_lossy(), tracker.clone());
+                }
+                (role, Some(tracker))
+            }
         };
         let path = config.db_path();
         let may_create = role.current().writes_locally();

@@ -232,6 +232,33 @@ pub struct PrimaryEventData {
     pub hostname: String,
 }
 
+/// Data of the `tx` event: a transaction now applied on the node sending it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxEventData {
+    /// The transaction's TXID: 16 hex digits, as in `-pos`.
+    #[serde(rename = "txID")]
+    pub txid: serde_json::Value,
+    /// The database checksum after it: 16 hex digits.
+    #[serde(rename = "postApplyChecksum", default)]
+    pub post_apply_checksum: serde_json::Value,
+}
+
+impl TxEventData {
+    /// The position the event reports (TXID and checksum as hex strings, or plain numbers).
+    pub fn pos(&self) -> Option<Pos> {
+        fn number(v: &serde_json::Value) -> Option<u64> {
+            match v {
+                serde_json::Value::String(s) => u64::from_str_radix(s, 16).ok(),
+                v => v.as_u64(),
+            }
+        }
+        Some(Pos {
+            txid: number(&self.txid)?,
+            checksum: number(&self.post_apply_checksum).unwrap_or_default(),
+        })
+    }
+}
+
 /// Event type of the first event of every `/events` stream.
 pub const EVENT_INIT: &str = "init";
 /// Event type sent when the primary changes.

@@ -5,17 +5,20 @@
 //! a hundred waiting writes cost what one does.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, watch};
 
-use crate::litefs::{self, Pos};
+use crate::litefs::{self, EVENT_TX, Event, Pos, TxEventData};
 
 /// How often the tracker re-reads `-pos` while callers wait. Reading it through FUSE costs
 /// about 0.5 ms, and LiteFS replicates in about 2 ms on a fast network.
 const TICK: Duration = Duration::from_millis(1);
+/// The same while LiteFS's `/events` stream reports this database's transactions: they wake
+/// waiters at once, and the file is only a safety net.
+const EVENTS_TICK: Duration = Duration::from_millis(20);
 
 /// Follows one database's `-pos` file. Cheap to clone; the polling task ends with the last
 /// clone.
@@ -30,6 +33,8 @@ struct Inner {
     pos: watch::Sender<Pos>,
     waiters: AtomicUsize,
     wake: Notify,
+    /// LiteFS's `/events` stream is connected and feeding this tracker ([`TxFeed`]).
+    events: AtomicBool,
 }
 
 /// A wait that ended before the position was reached.
@@ -52,6 +57,7 @@ impl PositionTracker {
             pos,
             waiters: AtomicUsize::new(0),
             wake: Notify::new(),
+            events: AtomicBool::new(false),
         });
         tokio::spawn(poll(Arc::downgrade(&inner)));
         PositionTracker { inner }
@@ -68,6 +74,19 @@ impl PositionTracker {
             newer
         });
         Ok(pos)
+    }
+
+    /// A transaction LiteFS reports applied here (a `tx` event): waiters up to it wake now,
+    /// without reading the file. Like a read of the file, it is the position as of now (which
+    /// can move back when a failover replaces this replica's history).
+    pub fn observed(&self, pos: Pos) {
+        self.inner.pos.send_if_modified(|cur| {
+            let newer = pos != *cur;
+            if newer {
+                *cur = pos;
+            }
+            newer
+        });
     }
 
     /// The position as last read.
@@ -91,6 +110,60 @@ impl PositionTracker {
                 last: self.last(),
                 waited: start.elapsed(),
             }),
+        }
+    }
+}
+
+/// The trackers that LiteFS's `tx` events feed, by database name. The role watcher reads
+/// `/events` and hands every event here; cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TxFeed(Arc<Mutex<Feed>>);
+
+#[derive(Debug, Default)]
+struct Feed {
+    /// The `/events` stream is connected.
+    live: bool,
+    trackers: Vec<(String, PositionTracker)>,
+}
+
+impl TxFeed {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Feed> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Feeds `tracker` the transactions of database `db` (its name in the mount).
+    pub(crate) fn add(&self, db: String, tracker: PositionTracker) {
+        let mut feed = self.lock();
+        tracker.inner.events.store(feed.live, Ordering::Relaxed);
+        feed.trackers.push((db, tracker));
+    }
+
+    /// The stream connected (`true`) or broke: trackers poll the file slowly or quickly.
+    pub(crate) fn set_live(&self, live: bool) {
+        let mut feed = self.lock();
+        feed.live = live;
+        for (_, tracker) in &feed.trackers {
+            tracker.inner.events.store(live, Ordering::Relaxed);
+        }
+    }
+
+    /// Hands a `tx` event to the trackers of its database.
+    pub(crate) fn on_event(&self, event: &Event) {
+        if event.kind != EVENT_TX {
+            return;
+        }
+        let pos = event
+            .data
+            .clone()
+            .and_then(|d| serde_json::from_value::<TxEventData>(d).ok())
+            .and_then(|d| d.pos());
+        let (Some(db), Some(pos)) = (&event.db, pos) else {
+            return;
+        };
+        for (name, tracker) in &self.lock().trackers {
+            if name == db {
+                tracker.observed(pos);
+            }
         }
     }
 }
@@ -137,8 +210,12 @@ async fn poll(inner: std::sync::Weak<Inner>) {
                 tracing::warn!(path = %strong.path.display(), error = %e, "cannot read LiteFS position")
             }
         }
+        let tick = match strong.events.load(Ordering::Relaxed) {
+            true => EVENTS_TICK,
+            false => TICK,
+        };
         drop(strong);
-        tokio::time::sleep(TICK).await;
+        tokio::time::sleep(tick).await;
     }
 }
 
@@ -200,5 +277,40 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let t = PositionTracker::new(&dir.path().join("none.db"));
         assert_eq!(t.read().unwrap(), Pos::default());
+    }
+
+    fn tx_event(db: &str, txid: u64) -> Event {
+        serde_json::from_value(serde_json::json!({
+            "type": "tx",
+            "db": db,
+            "data": {"txID": format!("{txid:016x}"), "postApplyChecksum": "00000000000000ff"},
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_tx_event_moves_the_position_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("app.db");
+        write(&db, 1);
+        let t = PositionTracker::new(&db);
+        let feed = TxFeed::default();
+        feed.add("app.db".into(), t.clone());
+        let changes = t.inner.pos.subscribe();
+        feed.on_event(&tx_event("app.db", 4));
+        assert!(changes.has_changed().unwrap());
+        assert_eq!((t.last().txid, t.last().checksum), (4, 0xff));
+    }
+
+    #[tokio::test]
+    async fn a_tx_event_of_another_database_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("app.db");
+        write(&db, 1);
+        let t = PositionTracker::new(&db);
+        let feed = TxFeed::default();
+        feed.add("app.db".into(), t.clone());
+        feed.on_event(&tx_event("other.db", 9));
+        assert_eq!(t.last().txid, 1);
     }
 }

@@ -14,6 +14,7 @@ use futures_util::StreamExt;
 use tokio::sync::{Notify, watch};
 
 use crate::litefs::{self, EVENT_INIT, EVENT_PRIMARY_CHANGE, Event, NodeInfo, PrimaryEventData};
+use crate::position::{PositionTracker, TxFeed};
 
 /// The role of this node.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,6 +74,8 @@ impl std::fmt::Display for Role {
 pub struct RoleWatch {
     rx: watch::Receiver<Role>,
     refresh: Arc<Notify>,
+    /// The position trackers fed by the `tx` events of `/events`.
+    feed: TxFeed,
     /// Holds the sender of a role that never changes.
     _fixed: Option<Arc<watch::Sender<Role>>>,
 }
@@ -90,6 +93,7 @@ impl RoleWatch {
         RoleWatch {
             rx,
             refresh: Arc::new(Notify::new()),
+            feed: TxFeed::default(),
             _fixed: Some(Arc::new(tx)),
         }
     }
@@ -107,13 +111,15 @@ impl RoleWatch {
         let (tx, rx) = watch::channel(first);
         let refresh = Arc::new(Notify::new());
         let task_refresh = refresh.clone();
+        let feed = TxFeed::default();
         match http {
-            Some(url) => tokio::spawn(follow_http(url, files, tx, task_refresh)),
+            Some(url) => tokio::spawn(follow_http(url, files, tx, task_refresh, feed.clone())),
             None => tokio::spawn(follow_files(files, tx, task_refresh)),
         };
         RoleWatch {
             rx,
             refresh,
+            feed,
             _fixed: None,
         }
     }
@@ -121,6 +127,14 @@ impl RoleWatch {
     /// The role as last seen.
     pub fn current(&self) -> Role {
         self.rx.borrow().clone()
+    }
+
+    /// Feeds `tracker` the transactions LiteFS's `/events` stream reports applied to
+    /// database `db` (its file name in the mount), so that waiters wake at once instead of at
+    /// the tracker's next read of `-pos`. Without the HTTP API, nothing is fed and the
+    /// tracker reads the file as before.
+    pub fn follow_transactions(&self, db: impl Into<String>, tracker: PositionTracker) {
+        self.feed.add(db.into(), tracker);
     }
 
     /// Asks the background task to re-read the role now (after a "not primary" answer).
@@ -237,6 +251,7 @@ async fn follow_http(
     files: FileSource,
     tx: watch::Sender<Role>,
     refresh: Arc<Notify>,
+    feed: TxFeed,
 ) {
     let client = http_client();
     let events_url = format!("{}/events", base.trim_end_matches('/'));
@@ -253,6 +268,7 @@ async fn follow_http(
             Ok(resp) => {
                 let mut stream = resp.bytes_stream();
                 let mut buf = Vec::new();
+                feed.set_live(true);
                 loop {
                     tokio::select! {
                         _ = tx.closed() => return,
@@ -266,13 +282,18 @@ async fn follow_http(
                             buf.extend_from_slice(&chunk);
                             while let Some(n) = buf.iter().position(|b| *b == b'\n') {
                                 let line: Vec<u8> = buf.drain(..=n).collect();
-                                if let Some(role) = role_from_event(&line) {
+                                let Ok(event) = serde_json::from_slice::<Event>(&line) else {
+                                    continue;
+                                };
+                                feed.on_event(&event);
+                                if let Some(role) = role_from_event(event) {
                                     publish(&tx, role);
                                 }
                             }
                         }
                     }
                 }
+                feed.set_live(false);
             }
             Err(e) => {
                 tracing::debug!(error = %e, "LiteFS /events unavailable");
@@ -291,8 +312,7 @@ async fn follow_http(
     }
 }
 
-fn role_from_event(line: &[u8]) -> Option<Role> {
-    let event: Event = serde_json::from_slice(line).ok()?;
+fn role_from_event(event: Event) -> Option<Role> {
     if event.kind != EVENT_INIT && event.kind != EVENT_PRIMARY_CHANGE {
         return None;
     }
@@ -304,11 +324,15 @@ fn role_from_event(line: &[u8]) -> Option<Role> {
 mod tests {
     use super::*;
 
+    fn event(line: &[u8]) -> Event {
+        serde_json::from_slice(line).unwrap()
+    }
+
     #[test]
     fn init_event_of_a_replica_names_the_primary() {
         let line = br#"{"type":"init","data":{"isPrimary":false,"hostname":"n1"}}"#;
         assert_eq!(
-            role_from_event(line),
+            role_from_event(event(line)),
             Some(Role::Replica {
                 primary: "n1".into()
             })
@@ -318,13 +342,13 @@ mod tests {
     #[test]
     fn primary_change_without_hostname_means_no_primary() {
         let line = br#"{"type":"primaryChange","data":{"isPrimary":false}}"#;
-        assert_eq!(role_from_event(line), Some(Role::NoPrimary));
+        assert_eq!(role_from_event(event(line)), Some(Role::NoPrimary));
     }
 
     #[test]
     fn tx_events_do_not_change_the_role() {
         let line = br#"{"type":"tx","db":"app.db","data":{"txID":"0000000000000002"}}"#;
-        assert_eq!(role_from_event(line), None);
+        assert_eq!(role_from_event(event(line)), None);
     }
 
     #[tokio::test]
