@@ -59,6 +59,15 @@ pub mod post {
         }
     }
 
+    /// A new post titled `title`, its body derived from the title.
+    pub fn new(title: &str) -> ActiveModel {
+        ActiveModel {
+            title: Set(title.to_owned()),
+            body: Set(format!("body of {title}")),
+            ..Default::default()
+        }
+    }
+
     /// `CREATE TABLE` for this entity.
     pub const SCHEMA: &str = "CREATE TABLE post (
         id INTEGER PRIMARY KEY AUTOINCREMENT,

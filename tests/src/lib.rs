@@ -160,6 +160,16 @@ impl TestCluster {
         }
     }
 
+    /// Three nodes with a [`proxy::FaultProxy`] in front of each, and `write_timeout`.
+    pub async fn proxied(write_timeout: Duration) -> TestCluster {
+        Self::start_with(Setup {
+            proxied: true,
+            write_timeout,
+            ..Setup::default()
+        })
+        .await
+    }
+
     /// Node `i`'s handle.
     pub fn db(&self, i: usize) -> &ReplicatedDb {
         &self.nodes[i].db

@@ -13,7 +13,6 @@ use litefs_orm::{
 };
 use litefs_orm_tests::entities::post;
 use litefs_orm_tests::{SECRET, TestCluster, registry};
-use sea_orm::ActiveValue::Set;
 use sea_orm::EntityTrait;
 use serde_json::json;
 
@@ -54,20 +53,12 @@ async fn counted_replica(c: &TestCluster, i: usize) -> (ReplicatedDb, Arc<Counti
     (db, transport)
 }
 
-fn new_post(title: &str) -> post::ActiveModel {
-    post::ActiveModel {
-        title: Set(title.to_owned()),
-        body: Set("b".into()),
-        ..Default::default()
-    }
-}
-
 /// Inserts every title at once from `db`; the results in order.
 async fn insert_all(db: &ReplicatedDb, titles: &[String]) -> Vec<Result<post::Model, Error>> {
     let tasks: Vec<_> = titles
         .iter()
         .map(|t| {
-            let (db, model) = (db.clone(), new_post(t));
+            let (db, model) = (db.clone(), post::new(t));
             tokio::spawn(async move { model.insert_replicated(&db).await })
         })
         .collect();
@@ -97,7 +88,7 @@ async fn concurrent_writes_from_one_replica_travel_in_batches_and_each_lands_onc
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_call_in_a_batch_fails_only_its_own_caller() {
     let c = TestCluster::start().await;
-    new_post("taken").insert_replicated(c.db(0)).await.unwrap();
+    post::new("taken").insert_replicated(c.db(0)).await.unwrap();
     c.litefs.sync().await.unwrap();
     let (db, transport) = counted_replica(&c, 2).await;
     let mut titles: Vec<String> = (0..32).map(|i| format!("fine {i}")).collect();

@@ -5,16 +5,7 @@ use std::time::Duration;
 use litefs_orm::{Error, ReplicatedActiveModel, Role};
 use litefs_orm_tests::entities::post;
 use litefs_orm_tests::{Setup, TestCluster};
-use sea_orm::ActiveValue::Set;
 use sea_orm::EntityTrait;
-
-fn new_post(title: &str) -> post::ActiveModel {
-    post::ActiveModel {
-        title: Set(title.to_owned()),
-        body: Set("b".into()),
-        ..Default::default()
-    }
-}
 
 async fn wait_role(c: &TestCluster, node: usize, want: impl Fn(&Role) -> bool) {
     for _ in 0..200 {
@@ -36,7 +27,7 @@ async fn with_no_primary_a_write_waits_a_bounded_time_then_fails_typed() {
     c.litefs.lose_primary().await;
     wait_role(&c, 1, |r| *r == Role::NoPrimary).await;
     let started = std::time::Instant::now();
-    let err = new_post("orphan")
+    let err = post::new("orphan")
         .insert_replicated(c.db(1))
         .await
         .unwrap_err();
@@ -53,7 +44,7 @@ async fn paused_replication_times_out_with_the_write_committed_on_the_primary() 
     })
     .await;
     c.litefs.pause_replication();
-    let err = new_post("stuck")
+    let err = post::new("stuck")
         .insert_replicated(c.db(1))
         .await
         .unwrap_err();
@@ -78,12 +69,15 @@ async fn paused_replication_times_out_with_the_write_committed_on_the_primary() 
 #[tokio::test]
 async fn after_a_primary_switch_writes_go_to_the_new_primary() {
     let c = TestCluster::start().await;
-    new_post("before").insert_replicated(c.db(2)).await.unwrap();
+    post::new("before")
+        .insert_replicated(c.db(2))
+        .await
+        .unwrap();
     c.litefs.sync().await.unwrap();
     c.litefs.switch_primary(1).await;
     wait_role(&c, 1, |r| *r == Role::Primary).await;
     wait_role(&c, 2, |r| r.primary() == Some(c.litefs.hostname(1))).await;
-    let saved = new_post("after").insert_replicated(c.db(2)).await.unwrap();
+    let saved = post::new("after").insert_replicated(c.db(2)).await.unwrap();
     let on_new_primary = post::Entity::find_by_id(saved.id)
         .one(c.db(1))
         .await
@@ -96,7 +90,7 @@ async fn the_old_primary_forwards_after_it_becomes_a_replica() {
     let c = TestCluster::start().await;
     c.litefs.switch_primary(2).await;
     wait_role(&c, 0, |r| r.primary().is_some()).await;
-    let saved = new_post("from the old primary")
+    let saved = post::new("from the old primary")
         .insert_replicated(c.db(0))
         .await
         .unwrap();
@@ -116,7 +110,7 @@ async fn roles_follow_the_primary_file_without_the_http_api() {
     .await;
     assert_eq!(c.db(0).role(), Role::Primary);
     assert_eq!(c.db(1).role().primary(), Some(c.litefs.hostname(0)));
-    let saved = new_post("file roles")
+    let saved = post::new("file roles")
         .insert_replicated(c.db(1))
         .await
         .unwrap();

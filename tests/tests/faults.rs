@@ -4,28 +4,10 @@
 use std::time::{Duration, Instant};
 
 use litefs_orm::{Error, ReplicatedActiveModel};
+use litefs_orm_tests::TestCluster;
 use litefs_orm_tests::entities::post;
 use litefs_orm_tests::proxy::Fault;
-use litefs_orm_tests::{Setup, TestCluster};
-use sea_orm::ActiveValue::Set;
 use sea_orm::EntityTrait;
-
-fn new_post(title: &str) -> post::ActiveModel {
-    post::ActiveModel {
-        title: Set(title.to_owned()),
-        body: Set("b".into()),
-        ..Default::default()
-    }
-}
-
-async fn proxied(write_timeout: Duration) -> TestCluster {
-    TestCluster::start_with(Setup {
-        proxied: true,
-        write_timeout,
-        ..Setup::default()
-    })
-    .await
-}
 
 async fn on_primary(c: &TestCluster, title: &str) -> usize {
     post::Entity::find()
@@ -40,7 +22,7 @@ async fn on_primary(c: &TestCluster, title: &str) -> usize {
 /// Inserts `title` from a replica, expecting a failure well before 5 s.
 async fn fails_within_deadline(c: &TestCluster, title: &str) -> Error {
     let started = Instant::now();
-    let err = new_post(title)
+    let err = post::new(title)
         .insert_replicated(c.db(1))
         .await
         .unwrap_err();
@@ -51,9 +33,9 @@ async fn fails_within_deadline(c: &TestCluster, title: &str) -> Error {
 
 #[tokio::test]
 async fn a_write_through_added_latency_still_lands_once() {
-    let c = proxied(Duration::from_secs(10)).await;
+    let c = TestCluster::proxied(Duration::from_secs(10)).await;
     c.proxies[0].set(Fault::Latency(Duration::from_millis(30)));
-    let saved = new_post("slow").insert_replicated(c.db(1)).await.unwrap();
+    let saved = post::new("slow").insert_replicated(c.db(1)).await.unwrap();
     assert_eq!(
         post::Entity::find_by_id(saved.id)
             .one(c.db(1))
@@ -66,7 +48,7 @@ async fn a_write_through_added_latency_still_lands_once() {
 
 #[tokio::test]
 async fn a_stalled_answer_ends_at_the_deadline_as_maybe_committed() {
-    let c = proxied(Duration::from_millis(500)).await;
+    let c = TestCluster::proxied(Duration::from_millis(500)).await;
     c.proxies[0].set(Fault::Stall);
     let err = fails_within_deadline(&c, "stalled").await;
     assert!(
@@ -84,7 +66,7 @@ async fn a_stalled_answer_ends_at_the_deadline_as_maybe_committed() {
 
 #[tokio::test]
 async fn dropped_connections_fail_within_the_deadline() {
-    let c = proxied(Duration::from_millis(500)).await;
+    let c = TestCluster::proxied(Duration::from_millis(500)).await;
     c.proxies[0].set(Fault::Drop);
     let err = fails_within_deadline(&c, "dropped").await;
     assert!(matches!(err, Error::Transport { .. }), "{err:?}");
@@ -93,10 +75,10 @@ async fn dropped_connections_fail_within_the_deadline() {
 
 #[tokio::test]
 async fn writes_recover_once_the_fault_clears() {
-    let c = proxied(Duration::from_secs(5)).await;
+    let c = TestCluster::proxied(Duration::from_secs(5)).await;
     c.proxies[0].set(Fault::Drop);
-    let _ = new_post("during").insert_replicated(c.db(2)).await;
+    let _ = post::new("during").insert_replicated(c.db(2)).await;
     c.proxies[0].set(Fault::None);
-    new_post("after").insert_replicated(c.db(2)).await.unwrap();
+    post::new("after").insert_replicated(c.db(2)).await.unwrap();
     assert_eq!(on_primary(&c, "after").await, 1);
 }

@@ -8,19 +8,11 @@ use litefs_orm_tests::entities::{post, secret};
 use sea_orm::ActiveValue::{NotSet, Set, Unchanged};
 use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait};
 
-fn new_post(title: &str) -> post::ActiveModel {
-    post::ActiveModel {
-        title: Set(title.to_owned()),
-        body: Set(format!("body of {title}")),
-        ..Default::default()
-    }
-}
-
 #[tokio::test]
 async fn an_insert_from_a_replica_is_visible_on_that_replica_when_it_returns() {
     let c = TestCluster::start().await;
     assert!(matches!(c.db(1).role(), Role::Replica { .. }));
-    let saved = new_post("hello").insert_replicated(c.db(1)).await.unwrap();
+    let saved = post::new("hello").insert_replicated(c.db(1)).await.unwrap();
     let local = post::Entity::find_by_id(saved.id)
         .one(c.db(1))
         .await
@@ -31,7 +23,7 @@ async fn an_insert_from_a_replica_is_visible_on_that_replica_when_it_returns() {
 #[tokio::test]
 async fn an_update_from_a_replica_is_visible_on_that_replica_when_it_returns() {
     let c = TestCluster::start().await;
-    let saved = new_post("draft").insert_replicated(c.db(2)).await.unwrap();
+    let saved = post::new("draft").insert_replicated(c.db(2)).await.unwrap();
     let mut edit: post::ActiveModel = saved.into();
     edit.body = Set("final".into());
     let updated = edit.update_replicated(c.db(2)).await.unwrap();
@@ -46,7 +38,7 @@ async fn an_update_from_a_replica_is_visible_on_that_replica_when_it_returns() {
 #[tokio::test]
 async fn a_save_from_a_replica_inserts_then_updates() {
     let c = TestCluster::start().await;
-    let inserted = new_post("saved").save_replicated(c.db(1)).await.unwrap();
+    let inserted = post::new("saved").save_replicated(c.db(1)).await.unwrap();
     let id = *inserted.id.as_ref();
     let mut edit = inserted;
     edit.body = Set("saved again".into());
@@ -62,7 +54,10 @@ async fn a_save_from_a_replica_inserts_then_updates() {
 #[tokio::test]
 async fn a_delete_from_a_replica_is_gone_on_that_replica_when_it_returns() {
     let c = TestCluster::start().await;
-    let saved = new_post("doomed").insert_replicated(c.db(1)).await.unwrap();
+    let saved = post::new("doomed")
+        .insert_replicated(c.db(1))
+        .await
+        .unwrap();
     let id = saved.id;
     let am: post::ActiveModel = saved.into();
     assert_eq!(am.delete_replicated(c.db(1)).await.unwrap(), 1);
@@ -76,7 +71,10 @@ async fn a_delete_from_a_replica_is_gone_on_that_replica_when_it_returns() {
 async fn behaviour_hooks_run_once_on_the_primary() {
     let c = TestCluster::start().await;
     let before = post::BEFORE_SAVE_CALLS.load(Ordering::SeqCst);
-    let saved = new_post("hooked").insert_replicated(c.db(1)).await.unwrap();
+    let saved = post::new("hooked")
+        .insert_replicated(c.db(1))
+        .await
+        .unwrap();
     // `revision` is set by the hook: 1 means it ran once for the insert.
     assert_eq!(saved.revision, 1);
     assert!(post::BEFORE_SAVE_CALLS.load(Ordering::SeqCst) > before);
@@ -85,7 +83,7 @@ async fn behaviour_hooks_run_once_on_the_primary() {
 #[tokio::test]
 async fn an_error_from_a_hook_comes_back_as_a_custom_rejection() {
     let c = TestCluster::start().await;
-    let err = new_post(" ").insert_replicated(c.db(1)).await.unwrap_err();
+    let err = post::new(" ").insert_replicated(c.db(1)).await.unwrap_err();
     let failure = err.db_failure().expect("a database failure");
     assert_eq!(failure.kind, DbFailureKind::Custom);
     assert_eq!(failure.message, "a post needs a title");
@@ -94,7 +92,7 @@ async fn an_error_from_a_hook_comes_back_as_a_custom_rejection() {
 #[tokio::test]
 async fn an_update_from_a_replica_leaves_unset_columns_untouched() {
     let c = TestCluster::start().await;
-    let saved = new_post("columns")
+    let saved = post::new("columns")
         .insert_replicated(c.db(1))
         .await
         .unwrap();
@@ -113,7 +111,10 @@ async fn an_update_from_a_replica_leaves_unset_columns_untouched() {
 #[tokio::test]
 async fn not_set_columns_are_not_written_by_an_update() {
     let c = TestCluster::start().await;
-    let saved = new_post("sparse").insert_replicated(c.db(1)).await.unwrap();
+    let saved = post::new("sparse")
+        .insert_replicated(c.db(1))
+        .await
+        .unwrap();
     let edit = post::ActiveModel {
         id: Unchanged(saved.id),
         title: NotSet,
@@ -129,8 +130,8 @@ async fn not_set_columns_are_not_written_by_an_update() {
 #[tokio::test]
 async fn a_unique_violation_comes_back_as_the_typed_error() {
     let c = TestCluster::start().await;
-    new_post("same").insert_replicated(c.db(1)).await.unwrap();
-    let err = new_post("same")
+    post::new("same").insert_replicated(c.db(1)).await.unwrap();
+    let err = post::new("same")
         .insert_replicated(c.db(2))
         .await
         .unwrap_err();
@@ -146,7 +147,7 @@ async fn a_unique_violation_comes_back_as_the_typed_error() {
 async fn a_write_on_the_primary_runs_locally() {
     let c = TestCluster::start().await;
     assert_eq!(c.db(0).role(), Role::Primary);
-    let saved = new_post("local").insert_replicated(c.db(0)).await.unwrap();
+    let saved = post::new("local").insert_replicated(c.db(0)).await.unwrap();
     let found = post::Entity::find_by_id(saved.id)
         .one(c.db(0))
         .await
@@ -157,7 +158,7 @@ async fn a_write_on_the_primary_runs_locally() {
 #[tokio::test]
 async fn a_plain_seaorm_write_on_a_replica_names_the_replicated_method() {
     let c = TestCluster::start().await;
-    let err = new_post("plain").insert(c.db(1)).await.unwrap_err();
+    let err = post::new("plain").insert(c.db(1)).await.unwrap_err();
     assert!(err.to_string().contains("insert_replicated"), "{err}");
     assert_eq!(c.litefs.replica_writes_detected(), 0);
 }
@@ -176,7 +177,7 @@ async fn plain_sql_writes_on_a_replica_are_refused_before_sqlite() {
 #[tokio::test]
 async fn a_plain_seaorm_write_on_the_primary_runs() {
     let c = TestCluster::start().await;
-    let saved = new_post("plain on primary").insert(c.db(0)).await.unwrap();
+    let saved = post::new("plain on primary").insert(c.db(0)).await.unwrap();
     assert_eq!(saved.revision, 1);
 }
 
@@ -203,7 +204,7 @@ async fn concurrent_writes_from_every_node_all_land_once() {
     for i in 0..30 {
         let db = c.db(i % 3).clone();
         tasks.push(tokio::spawn(async move {
-            new_post(&format!("post {i}"))
+            post::new(&format!("post {i}"))
                 .insert_replicated(&db)
                 .await
                 .unwrap()

@@ -9,14 +9,6 @@ use litefs_orm_tests::operations::{InsertPair, PairError};
 use sea_orm::ActiveValue::Set;
 use sea_orm::EntityTrait;
 
-fn new_post(title: &str) -> post::ActiveModel {
-    post::ActiveModel {
-        title: Set(title.to_owned()),
-        body: Set(format!("body of {title}")),
-        ..Default::default()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writes_from_every_node_get_their_own_rows_and_read_them_back() {
     let c = TestCluster::start().await;
@@ -25,7 +17,7 @@ async fn concurrent_writes_from_every_node_get_their_own_rows_and_read_them_back
             let db = c.db(i % 3).clone();
             tokio::spawn(async move {
                 let title = format!("concurrent {i}");
-                let saved = new_post(&title).insert_replicated(&db).await.unwrap();
+                let saved = post::new(&title).insert_replicated(&db).await.unwrap();
                 // Read-your-writes on the node that wrote, at once.
                 let local = post::Entity::find_by_id(saved.id).one(&db).await.unwrap();
                 (title, saved, local)
@@ -48,7 +40,7 @@ async fn concurrent_writes_from_every_node_get_their_own_rows_and_read_them_back
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_unique_violation_among_concurrent_writes_fails_only_its_own_caller() {
     let c = TestCluster::start().await;
-    new_post("taken").insert_replicated(c.db(0)).await.unwrap();
+    post::new("taken").insert_replicated(c.db(0)).await.unwrap();
     let tasks: Vec<_> = (0..30)
         .map(|i| {
             let db = c.db(1 + i % 2).clone();
@@ -57,9 +49,12 @@ async fn a_unique_violation_among_concurrent_writes_fails_only_its_own_caller() 
             } else {
                 format!("free {i}")
             };
-            tokio::spawn(
-                async move { (title.clone(), new_post(&title).insert_replicated(&db).await) },
-            )
+            tokio::spawn(async move {
+                (
+                    title.clone(),
+                    post::new(&title).insert_replicated(&db).await,
+                )
+            })
         })
         .collect();
     for t in tasks {
@@ -83,7 +78,7 @@ async fn hooks_run_once_for_each_of_many_concurrent_updates() {
     let mut saved = Vec::new();
     for i in 0..24 {
         saved.push(
-            new_post(&format!("rev {i}"))
+            post::new(&format!("rev {i}"))
                 .insert_replicated(c.db(0))
                 .await
                 .unwrap(),

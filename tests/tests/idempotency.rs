@@ -9,27 +9,9 @@ use litefs_orm::{Error, ReplicatedActiveModel, ReplicatedDb};
 use litefs_orm_tests::entities::post;
 use litefs_orm_tests::operations::IncrementPage;
 use litefs_orm_tests::proxy::Fault;
-use litefs_orm_tests::{SECRET, Setup, TestCluster};
-use sea_orm::ActiveValue::Set;
+use litefs_orm_tests::{SECRET, TestCluster};
 use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Statement};
 use serde_json::json;
-
-fn new_post(title: &str) -> post::ActiveModel {
-    post::ActiveModel {
-        title: Set(title.to_owned()),
-        body: Set("b".into()),
-        ..Default::default()
-    }
-}
-
-async fn proxied(write_timeout: Duration) -> TestCluster {
-    TestCluster::start_with(Setup {
-        proxied: true,
-        write_timeout,
-        ..Setup::default()
-    })
-    .await
-}
 
 /// The posts titled `title` as node `db` has them.
 async fn posts(db: &ReplicatedDb, title: &str) -> Vec<post::Model> {
@@ -55,9 +37,9 @@ async fn views(db: &ReplicatedDb, page: &str) -> Option<i64> {
 
 #[tokio::test]
 async fn a_write_whose_answer_was_lost_is_retried_and_lands_once() {
-    let c = proxied(Duration::from_secs(10)).await;
+    let c = TestCluster::proxied(Duration::from_secs(10)).await;
     c.proxies[0].reset_next_answers(1);
-    let saved = new_post("lost answer")
+    let saved = post::new("lost answer")
         .insert_replicated(c.db(1))
         .await
         .unwrap();
@@ -66,7 +48,7 @@ async fn a_write_whose_answer_was_lost_is_retried_and_lands_once() {
 
 #[tokio::test]
 async fn an_operation_whose_answer_was_lost_is_retried_and_runs_once() {
-    let c = proxied(Duration::from_secs(10)).await;
+    let c = TestCluster::proxied(Duration::from_secs(10)).await;
     c.proxies[0].reset_next_answers(1);
     let page = IncrementPage {
         page: "lost".into(),
@@ -77,9 +59,9 @@ async fn an_operation_whose_answer_was_lost_is_retried_and_runs_once() {
 
 #[tokio::test]
 async fn answers_lost_until_the_deadline_end_as_maybe_committed_after_several_attempts() {
-    let c = proxied(Duration::from_secs(1)).await;
+    let c = TestCluster::proxied(Duration::from_secs(1)).await;
     c.proxies[0].set(Fault::ResetAfterRequest);
-    let err = new_post("always reset")
+    let err = post::new("always reset")
         .insert_replicated(c.db(1))
         .await
         .unwrap_err();
@@ -97,7 +79,7 @@ async fn answers_lost_until_the_deadline_end_as_maybe_committed_after_several_at
 
 #[tokio::test]
 async fn answers_lost_until_the_deadline_leave_the_call_applied_once() {
-    let c = proxied(Duration::from_secs(1)).await;
+    let c = TestCluster::proxied(Duration::from_secs(1)).await;
     c.proxies[0].set(Fault::ResetAfterRequest);
     let page = IncrementPage {
         page: "always reset".into(),
@@ -109,10 +91,10 @@ async fn answers_lost_until_the_deadline_leave_the_call_applied_once() {
 
 #[tokio::test]
 async fn a_primary_change_during_a_stalled_answer_retries_on_the_new_primary_once() {
-    let c = proxied(Duration::from_secs(10)).await;
+    let c = TestCluster::proxied(Duration::from_secs(10)).await;
     c.proxies[0].set(Fault::Stall);
     let writer = c.db(2).clone();
-    let write = tokio::spawn(async move { new_post("moved").insert_replicated(&writer).await });
+    let write = tokio::spawn(async move { post::new("moved").insert_replicated(&writer).await });
     // The old primary commits; its answer is held back.
     wait_until(|| async { posts(c.db(0), "moved").await.len() == 1 }).await;
     c.litefs.sync().await.unwrap();
@@ -123,10 +105,10 @@ async fn a_primary_change_during_a_stalled_answer_retries_on_the_new_primary_onc
 
 #[tokio::test]
 async fn a_replica_promoted_while_its_forwarded_write_stalled_answers_it_from_the_record() {
-    let c = proxied(Duration::from_secs(10)).await;
+    let c = TestCluster::proxied(Duration::from_secs(10)).await;
     c.proxies[0].set(Fault::Stall);
     let writer = c.db(1).clone();
-    let write = tokio::spawn(async move { new_post("promoted").insert_replicated(&writer).await });
+    let write = tokio::spawn(async move { post::new("promoted").insert_replicated(&writer).await });
     wait_until(|| async { posts(c.db(0), "promoted").await.len() == 1 }).await;
     c.litefs.sync().await.unwrap();
     // The writing node itself becomes primary: it runs the call locally, under its key.
@@ -207,7 +189,7 @@ async fn a_malformed_key_is_a_bad_request() {
 #[tokio::test]
 async fn the_record_of_a_key_replicates_with_its_write() {
     let c = TestCluster::start().await;
-    new_post("recorded")
+    post::new("recorded")
         .insert_replicated(c.db(2))
         .await
         .unwrap();
