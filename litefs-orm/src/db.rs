@@ -251,10 +251,7 @@ impl ReplicatedDb {
         let mut pause = RETRY_PAUSE;
         loop {
             if remaining().is_zero() {
-                let timed_out = Error::NoPrimary {
-                    waited: cfg.write_timeout,
-                };
-                return Err(job.name_error(attempts.end(None, timed_out)));
+                return Err(job.name_error(attempts.timed_out(cfg.write_timeout)));
             }
             let role = self.role();
             let result = match &role {
@@ -272,7 +269,7 @@ impl ReplicatedDb {
                         Some(_) => continue,
                         None => {
                             let none = Error::NoPrimary { waited: wait };
-                            return Err(job.name_error(attempts.end(Some(none), none_yet())));
+                            return Err(job.name_error(attempts.ended_by(none)));
                         }
                     }
                 }
@@ -280,7 +277,7 @@ impl ReplicatedDb {
             let error = match result {
                 Ok(out) => return Ok(out),
                 Err(e @ (Error::NotPrimary { .. } | Error::Transport { .. })) => e,
-                Err(e) => return Err(job.name_error(attempts.end(Some(e), none_yet()))),
+                Err(e) => return Err(job.name_error(attempts.ended_by(e))),
             };
             tracing::debug!(error = %error, "replicated write not done; retrying");
             attempts.failed(error);
@@ -391,13 +388,6 @@ struct Attempts {
     uncertain: Option<(String, String)>,
 }
 
-/// Stands in for the last error when a call ends before any attempt failed.
-fn none_yet() -> Error {
-    Error::NoPrimary {
-        waited: Duration::ZERO,
-    }
-}
-
 impl Attempts {
     fn failed(&mut self, e: Error) {
         self.count += 1;
@@ -414,14 +404,25 @@ impl Attempts {
         self.last = Some(e);
     }
 
-    /// The error a call ends with: `last` (the attempt that ended the call) or else the
-    /// last retried one (`fallback` when there was none). When an earlier attempt may have
-    /// committed and `last` does not prove otherwise, the error says the outcome is unknown.
-    fn end(self, last: Option<Error>, fallback: Error) -> Error {
-        let attempts = (self.count + u32::from(last.is_some())).max(1);
-        let last = last.or(self.last).unwrap_or(fallback);
-        let uncertain = self.uncertain;
-        match (last, uncertain) {
+    /// The error of a call that `last` ended: an attempt that cannot be retried, or no
+    /// primary for the whole wait.
+    fn ended_by(mut self, last: Error) -> Error {
+        self.count += 1;
+        self.describe(last)
+    }
+
+    /// The error of a call whose deadline passed: the last retried attempt's, or no primary
+    /// when none was made.
+    fn timed_out(mut self, waited: Duration) -> Error {
+        let last = self.last.take().unwrap_or(Error::NoPrimary { waited });
+        self.describe(last)
+    }
+
+    /// `last`, said to be of unknown outcome when an earlier attempt may have committed and
+    /// `last` does not prove otherwise.
+    fn describe(self, last: Error) -> Error {
+        let attempts = self.count.max(1);
+        match (last, self.uncertain) {
             (
                 Error::Transport {
                     url,
