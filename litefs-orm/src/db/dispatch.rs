@@ -1,0 +1,228 @@
+//! Where a replicated call runs: locally on the primary, forwarded from a replica, retried
+//! under its idempotency key until the write deadline, then waited for until this replica
+//! has its commit.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::ReplicatedDb;
+use crate::client;
+use crate::error::{Error, Result};
+use crate::executor::in_transaction;
+use crate::idempotency;
+use crate::job::Job;
+use crate::role::Role;
+use crate::server;
+
+/// First pause between failed attempts; it doubles up to [`RETRY_PAUSE_MAX`].
+const RETRY_PAUSE: Duration = Duration::from_millis(20);
+/// Longest pause between attempts.
+const RETRY_PAUSE_MAX: Duration = Duration::from_millis(500);
+
+impl ReplicatedDb {
+    /// Where work runs: locally in a transaction on the primary (or standalone), forwarded
+    /// from a replica, waited for while no primary is known. Attempts that were not applied
+    /// ("not primary", a refused connection) and attempts whose fate is unknown (a lost
+    /// answer, a primary change mid-request) are retried against the current primary until
+    /// the write deadline: every attempt carries the call's idempotency key, so a primary
+    /// that already committed it answers from its record instead of writing again.
+    pub(super) async fn dispatch<J: Job>(&self, job: J) -> Result<J::Output> {
+        if !self.inner.registry.contains(job.name()) {
+            return Err(Error::UnknownEntity(job.name().to_owned()));
+        }
+        let cfg = &self.inner.config;
+        let deadline = Instant::now() + cfg.write_timeout;
+        let remaining = || deadline.saturating_duration_since(Instant::now());
+        // Encoded once, at the first forward: every later attempt sends the same bytes,
+        // under the same key.
+        let mut sent: Option<Bytes> = None;
+        let mut attempts = Attempts::default();
+        let mut pause = RETRY_PAUSE;
+        loop {
+            if remaining().is_zero() {
+                return Err(job.name_error(attempts.timed_out(cfg.write_timeout)));
+            }
+            let role = self.role();
+            let result = match &role {
+                Role::Standalone | Role::Primary => self.run_here(&job, sent.as_ref()).await,
+                Role::Replica { primary } => {
+                    let body = match &sent {
+                        Some(b) => b.clone(),
+                        None => sent.insert(job.request(&idempotency::new_key())?).clone(),
+                    };
+                    self.forward(&job, primary, &role, body, remaining()).await
+                }
+                Role::NoPrimary => {
+                    let wait = cfg.primary_wait.min(remaining());
+                    match self.inner.role.wait_for_primary(wait).await {
+                        Some(_) => continue,
+                        None => {
+                            let none = Error::NoPrimary { waited: wait };
+                            return Err(job.name_error(attempts.ended_by(none)));
+                        }
+                    }
+                }
+            };
+            let error = match result {
+                Ok(out) => return Ok(out),
+                Err(e @ (Error::NotPrimary { .. } | Error::Transport { .. })) => e,
+                Err(e) => return Err(job.name_error(attempts.ended_by(e))),
+            };
+            tracing::debug!(error = %error, "replicated write not done; retrying");
+            attempts.failed(error);
+            self.refresh_role();
+            self.inner
+                .role
+                .changed_from(&role, pause.min(remaining()))
+                .await;
+            pause = (pause * 2).min(RETRY_PAUSE_MAX);
+        }
+    }
+
+    /// Runs `job` on this node, the primary (or standalone).
+    async fn run_here<J: Job>(&self, job: &J, sent: Option<&Bytes>) -> Result<J::Output> {
+        let Some(body) = sent else {
+            // Never sent anywhere: no other node can have committed it, so there is no key
+            // to honour.
+            let attempt = job.clone();
+            return in_transaction(&self.inner.committer, move |txn| {
+                Box::pin(async move { attempt.local(txn).await })
+            })
+            .await
+            .map(|(out, _)| out)
+            .map_err(|e| e.into_error(None));
+        };
+        // An earlier attempt was sent, and may have committed there and replicated here:
+        // run the very request the primary would have run, under its key.
+        let answer = server::run_body(self, J::PATH, body)
+            .await
+            .map_err(|refused| client::error_from_body(*refused.body))?;
+        job.answer(&answer).map(|(out, _)| out)
+    }
+
+    /// Sends `job`'s request `body` to `primary` and waits for this replica to catch up with
+    /// the commit. A primary change while the answer is awaited ends the attempt as one of
+    /// unknown fate: the old primary may never answer, and the key makes asking the new one
+    /// safe.
+    async fn forward<J: Job>(
+        &self,
+        job: &J,
+        primary: &str,
+        role: &Role,
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<J::Output> {
+        let base = self.inner.config.primary_url_for(primary, "");
+        let answer = tokio::select! {
+            answer = self.inner.outbox.send(&base, J::PATH, body, timeout) => answer?,
+            () = self.inner.role.until_changed(role) => {
+                return Err(Error::Transport {
+                    message: format!("the primary changed (this node is now {}) before it answered", self.role()),
+                    url: format!("{base}{}", J::PATH),
+                    maybe_committed: true,
+                    attempts: 1,
+                });
+            }
+        };
+        let (out, txid) = job.answer(&answer)?;
+        self.wait_for_txid(txid).await?;
+        Ok(out)
+    }
+
+    /// Read-your-writes: waits until the local replica has reached `txid`.
+    async fn wait_for_txid(&self, txid: u64) -> Result<()> {
+        let Some(position) = self.position() else {
+            return Ok(());
+        };
+        let wait = self.inner.config.replication_timeout;
+        position
+            .wait_for(txid, wait)
+            .await
+            .map(drop)
+            .map_err(|t| Error::ReplicationTimeout {
+                txid,
+                local: t.last.txid,
+                waited: t.waited,
+                committed: true,
+            })
+    }
+}
+
+/// The failed attempts of one call, for the error it ends with.
+#[derive(Default)]
+struct Attempts {
+    count: u32,
+    last: Option<Error>,
+    /// Where and how the first attempt of unknown fate failed: the call may have been
+    /// committed.
+    uncertain: Option<(String, String)>,
+}
+
+impl Attempts {
+    fn failed(&mut self, e: Error) {
+        self.count += 1;
+        if let Error::Transport {
+            url,
+            message,
+            maybe_committed: true,
+            ..
+        } = &e
+        {
+            self.uncertain
+                .get_or_insert_with(|| (url.clone(), message.clone()));
+        }
+        self.last = Some(e);
+    }
+
+    /// The error of a call that `last` ended: an attempt that cannot be retried, or no
+    /// primary for the whole wait.
+    fn ended_by(mut self, last: Error) -> Error {
+        self.count += 1;
+        self.describe(last)
+    }
+
+    /// The error of a call whose deadline passed: the last retried attempt's, or no primary
+    /// when none was made.
+    fn timed_out(mut self, waited: Duration) -> Error {
+        let last = self.last.take().unwrap_or(Error::NoPrimary { waited });
+        self.describe(last)
+    }
+
+    /// `last`, said to be of unknown outcome when an earlier attempt may have committed and
+    /// `last` does not prove otherwise.
+    fn describe(self, last: Error) -> Error {
+        let attempts = self.count.max(1);
+        match (last, self.uncertain) {
+            (
+                Error::Transport {
+                    url,
+                    message,
+                    maybe_committed,
+                    ..
+                },
+                uncertain,
+            ) => Error::Transport {
+                url,
+                message,
+                maybe_committed: maybe_committed || uncertain.is_some(),
+                attempts,
+            },
+            // Answers from a primary that looked the key up before running the call: its
+            // history does not hold this call's write. And a commit is a commit.
+            (
+                e @ (Error::Rejected(_)
+                | Error::Operation { .. }
+                | Error::ReplicationTimeout { .. }),
+                _,
+            ) => e,
+            (other, Some((url, message))) => Error::Transport {
+                url,
+                message: format!("{message}; then, at the last attempt: {other}"),
+                maybe_committed: true,
+                attempts,
+            },
+            (other, None) => other,
+        }
+    }
+}
