@@ -17,9 +17,11 @@ use crate::error::DbFailure;
 use crate::executor::{ExecError, in_transaction};
 use crate::idempotency::Key;
 use crate::ops::BoxFut;
+mod batch;
+
 use crate::wire::{
-    BatchRequest, ErrorBody, ErrorCode, OperationRequest, OperationResponse, WIRE_VERSION,
-    WriteRequest, WriteResponse,
+    ErrorBody, ErrorCode, OperationRequest, OperationResponse, WIRE_VERSION, WriteRequest,
+    WriteResponse,
 };
 
 /// The router that accepts forwarded writes at [`RPC_PATH`], operations at
@@ -40,7 +42,7 @@ pub fn router(db: ReplicatedDb) -> Router {
     Router::new()
         .route(RPC_PATH, post(handle_write))
         .route(OPERATION_PATH, post(handle_operation))
-        .route(BATCH_PATH, post(handle_batch))
+        .route(BATCH_PATH, post(batch::handle_batch))
         .with_state(db)
 }
 
@@ -50,67 +52,6 @@ async fn handle_write(State(db): State<ReplicatedDb>, request: Request) -> Respo
 
 async fn handle_operation(State(db): State<ReplicatedDb>, request: Request) -> Response {
     serve(&db, request, OPERATION_PATH).await
-}
-
-async fn handle_batch(State(db): State<ReplicatedDb>, request: Request) -> Response {
-    let body = match admit(&db, request, BATCH_PATH).await {
-        Ok(body) => body,
-        Err(refused) => return refused.into_response(),
-    };
-    match run_batch(&db, &body).await {
-        Ok(answer) => ([(header::CONTENT_TYPE, "application/json")], answer).into_response(),
-        Err(refused) => refused.into_response(),
-    }
-}
-
-/// Most calls in one batch.
-pub(crate) const MAX_BATCH_CALLS: usize = 256;
-
-/// Runs every call of a batch as if it had come alone, all at once — so they share
-/// group-commit transactions — and answers each with its own status and body.
-async fn run_batch(db: &ReplicatedDb, body: &[u8]) -> Result<Bytes, Refusal> {
-    let batch: BatchRequest<'_> = decode_json(body)?;
-    check_version(batch.v)?;
-    if batch.calls.is_empty() || batch.calls.len() > MAX_BATCH_CALLS {
-        return Err(refuse(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::BadRequest,
-            format!("a batch holds 1 to {MAX_BATCH_CALLS} calls"),
-        ));
-    }
-    let runs = batch.calls.iter().map(|call| async move {
-        let body = Bytes::copy_from_slice(call.body.get().as_bytes());
-        let path = match call.path.as_str() {
-            RPC_PATH => RPC_PATH,
-            OPERATION_PATH => OPERATION_PATH,
-            other => {
-                return Err(refuse(
-                    StatusCode::NOT_FOUND,
-                    ErrorCode::BadRequest,
-                    format!("a batch call cannot go to {other}"),
-                ));
-            }
-        };
-        run_body(db, path, &body).await
-    });
-    let results = futures_util::future::join_all(runs).await;
-    // The answers are JSON already: frame them without parsing them again.
-    let mut out = Vec::with_capacity(64 * results.len());
-    out.extend_from_slice(format!("{{\"v\":{WIRE_VERSION},\"answers\":[").as_bytes());
-    for (i, result) in results.into_iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        let (status, answer) = match result {
-            Ok(answer) => (StatusCode::OK, answer),
-            Err(refused) => (refused.status, encode(&*refused.body)?),
-        };
-        out.extend_from_slice(format!("{{\"status\":{},\"body\":", status.as_u16()).as_bytes());
-        out.extend_from_slice(&answer);
-        out.push(b'}');
-    }
-    out.extend_from_slice(b"]}");
-    Ok(Bytes::from(out))
 }
 
 async fn serve(db: &ReplicatedDb, request: Request, path: &str) -> Response {
