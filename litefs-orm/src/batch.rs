@@ -215,15 +215,24 @@ pub(crate) fn enter(committer: &Arc<Committer>) -> Entry {
     }
 }
 
-/// Waits for the turn, runs `work` in the batch's transaction, waits for the commit.
+/// Waits for the turn (until `deadline`, if any), runs `work` in the batch's transaction,
+/// waits for the commit. Giving up before the turn comes writes nothing: the leader finds
+/// the turn unclaimed and goes on.
 pub(crate) async fn follow<T, F>(
     turn: oneshot::Receiver<Result<Turn, ExecError>>,
+    deadline: Option<std::time::Instant>,
     work: F,
 ) -> Result<(T, u64), ExecError>
 where
     F: for<'t> FnOnce(&'t DatabaseTransaction) -> BoxFut<'t, Result<T, ExecError>>,
 {
-    let Turn { lease, committed } = turn.await.map_err(|_| stopped())??;
+    let turn = match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline.into(), turn)
+            .await
+            .map_err(|_| ExecError::WriterBusy)?,
+        None => turn.await,
+    };
+    let Turn { lease, committed } = turn.map_err(|_| stopped())??;
     match work(lease.txn()).await {
         Ok(value) => {
             lease.finish(Ran::Ok);

@@ -54,7 +54,9 @@ pub struct Config {
     /// the same one.
     pub rpc_secret: Option<String>,
     /// Deadline of a whole replicated write, forwarding and retries included (the
-    /// replication wait has its own).
+    /// replication wait has its own). On the primary it bounds the wait for the writer behind
+    /// other writes ([`Error::WriterBusy`](crate::Error::WriterBusy)); a write that has
+    /// started runs to its end.
     pub write_timeout: Duration,
     /// How long a forwarded write waits for the local replica to reach the primary's TXID.
     pub replication_timeout: Duration,

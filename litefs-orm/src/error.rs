@@ -45,6 +45,13 @@ pub enum Error {
         /// How many attempts the call made.
         attempts: u32,
     },
+    /// This node is the primary, and its writer stayed busy with other writes until the
+    /// write's deadline ([`Config::write_timeout`](crate::Config::write_timeout)). The write
+    /// never started: nothing was written.
+    #[error(
+        "the write waited for the database's writer until its deadline, behind other writes; nothing was written"
+    )]
+    WriterBusy,
     /// The primary's database refused the write (constraint, hook error...). Nothing was written.
     #[error("the primary's database refused the write: {0}")]
     Rejected(DbFailure),

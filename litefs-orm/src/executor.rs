@@ -14,6 +14,7 @@ use sea_orm::{
 };
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::batch::{self, Committer};
 use crate::error::{DbFailure, is_replica_write_error};
@@ -50,6 +51,9 @@ pub(crate) enum ExecError {
     /// A recorded result could not be written or read back.
     #[error("{0}")]
     Stored(String),
+    /// The write's deadline passed while it waited for the writer; it never started.
+    #[error("the writer stayed busy with other writes until this write's deadline")]
+    WriterBusy,
 }
 
 impl From<DbErr> for ExecError {
@@ -78,6 +82,7 @@ impl ExecError {
             },
             ExecError::Args(e) | ExecError::Stored(e) => crate::Error::Protocol(e),
             e @ ExecError::KeyReused(_) => crate::Error::Protocol(e.to_string()),
+            ExecError::WriterBusy => crate::Error::WriterBusy,
             ExecError::Operation(error) => crate::Error::Operation {
                 operation: String::new(),
                 error,
@@ -86,15 +91,28 @@ impl ExecError {
     }
 }
 
-/// Runs `work` in a transaction on `writer`; returns its value and the TXID holding it
-/// (0 without LiteFS).
+/// Runs `work` in a transaction on `committer`'s writer; returns its value and the TXID
+/// holding it (0 without LiteFS).
 ///
-/// When other writes are committing on `writer`, the transaction is shared with them (group
+/// When other writes are committing on the writer, the transaction is shared with them (group
 /// commit, [`crate::batch`]): `work` then runs in a savepoint of its own, so its failure —
 /// an `Err`, a panic, being dropped — rolls back only its own changes, and its TXID is the
 /// shared commit's.
 pub(crate) async fn in_transaction<T, F>(
     committer: &Arc<Committer>,
+    work: F,
+) -> Result<(T, u64), ExecError>
+where
+    F: for<'t> FnOnce(&'t DatabaseTransaction) -> BoxFut<'t, Result<T, ExecError>>,
+{
+    in_transaction_until(committer, None, work).await
+}
+
+/// [`in_transaction`], giving up with [`ExecError::WriterBusy`] — before `work` starts, so
+/// nothing is written — if the writer is still busy with other writes at `deadline`.
+pub(crate) async fn in_transaction_until<T, F>(
+    committer: &Arc<Committer>,
+    deadline: Option<Instant>,
     work: F,
 ) -> Result<(T, u64), ExecError>
 where
@@ -115,7 +133,7 @@ where
                 drop(owner);
                 result
             }
-            batch::Entry::Queued(turn) => batch::follow(turn, work).await,
+            batch::Entry::Queued(turn) => batch::follow(turn, deadline, work).await,
         }
     })
     .await

@@ -296,7 +296,9 @@ fn exec_error(db: &ReplicatedDb, operation: &str, e: ExecError) -> Refusal {
                 body: Box::new(body),
             }
         }
-        e @ (ExecError::Position(_) | ExecError::Stored(_)) => {
+        // The endpoint runs calls without a deadline of its own, so `WriterBusy` comes only
+        // from a local dispatch; listed for completeness.
+        e @ (ExecError::Position(_) | ExecError::Stored(_) | ExecError::WriterBusy) => {
             tracing::error!(error = %e, "the write was rolled back");
             refuse(
                 StatusCode::INTERNAL_SERVER_ERROR,

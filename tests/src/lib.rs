@@ -24,6 +24,7 @@ pub fn registry() -> Registry {
         .entity::<entities::kitchen::Entity>()
         .operation::<operations::IncrementPage>()
         .operation::<operations::InsertPair>()
+        .operation::<operations::HoldWriter>()
 }
 
 /// One node: its handle and the address its router listens on.
@@ -183,9 +184,12 @@ impl TestCluster {
 
 /// A standalone node on a plain SQLite file in `dir`, with the test schema.
 pub async fn standalone(dir: &std::path::Path) -> ReplicatedDb {
-    let db = ReplicatedDb::connect(Config::standalone(dir.join("app.db")), registry())
-        .await
-        .unwrap();
+    standalone_with(Config::standalone(dir.join("app.db"))).await
+}
+
+/// A standalone node as `config` says, with the test schema.
+pub async fn standalone_with(config: Config) -> ReplicatedDb {
+    let db = ReplicatedDb::connect(config, registry()).await.unwrap();
     for schema in [
         entities::post::SCHEMA,
         entities::kitchen::SCHEMA,

@@ -87,3 +87,27 @@ impl Operation for InsertPair {
         Ok((a.id, b.id))
     }
 }
+
+/// Holds the writer: counts a view of `held`, then keeps its transaction open for `ms`
+/// milliseconds, so writes behind it queue.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HoldWriter {
+    /// How long to hold it.
+    pub ms: u64,
+}
+
+impl Operation for HoldWriter {
+    const NAME: &'static str = "hold_writer";
+    type Output = ();
+    type Error = DbFailure;
+
+    async fn run(self, txn: &DatabaseTransaction) -> Result<(), DbFailure> {
+        txn.execute_unprepared(
+            "INSERT INTO page_view (page, count) VALUES ('held', 1) \
+             ON CONFLICT (page) DO UPDATE SET count = count + 1",
+        )
+        .await?;
+        tokio::time::sleep(std::time::Duration::from_millis(self.ms)).await;
+        Ok(())
+    }
+}

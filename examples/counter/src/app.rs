@@ -135,7 +135,10 @@ fn failure(state: &AppState, page: &str, e: &OpError<DbFailure>) -> Response {
             Committed::Yes,
         ),
         OpError::Replicated(
-            err @ (Error::NoPrimary { .. } | Error::NotPrimary { .. } | Error::Transport { .. }),
+            err @ (Error::NoPrimary { .. }
+            | Error::NotPrimary { .. }
+            | Error::Transport { .. }
+            | Error::WriterBusy),
         ) => (
             StatusCode::SERVICE_UNAVAILABLE,
             "The primary could not count the view",

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use super::ReplicatedDb;
 use crate::client;
 use crate::error::{Error, Result};
-use crate::executor::in_transaction;
+use crate::executor::in_transaction_until;
 use crate::idempotency;
 use crate::job::Job;
 use crate::role::Role;
@@ -45,7 +45,9 @@ impl ReplicatedDb {
             }
             let role = self.role();
             let result = match &role {
-                Role::Standalone | Role::Primary => self.run_here(&job, sent.as_ref()).await,
+                Role::Standalone | Role::Primary => {
+                    self.run_here(&job, sent.as_ref(), deadline).await
+                }
                 Role::Replica { primary } => {
                     let body = match &sent {
                         Some(b) => b.clone(),
@@ -80,13 +82,19 @@ impl ReplicatedDb {
         }
     }
 
-    /// Runs `job` on this node, the primary (or standalone).
-    async fn run_here<J: Job>(&self, job: &J, sent: Option<&Bytes>) -> Result<J::Output> {
+    /// Runs `job` on this node, the primary (or standalone), if the writer is free for it by
+    /// `deadline`.
+    async fn run_here<J: Job>(
+        &self,
+        job: &J,
+        sent: Option<&Bytes>,
+        deadline: Instant,
+    ) -> Result<J::Output> {
         let Some(body) = sent else {
             // Never sent anywhere: no other node can have committed it, so there is no key
             // to honour.
             let attempt = job.clone();
-            return in_transaction(&self.inner.committer, move |txn| {
+            return in_transaction_until(&self.inner.committer, Some(deadline), move |txn| {
                 Box::pin(async move { attempt.local(txn).await })
             })
             .await
