@@ -133,6 +133,17 @@ impl RoleWatch {
     /// database `db` (its file name in the mount), so that waiters wake at once instead of at
     /// the tracker's next read of `-pos`. Without the HTTP API, nothing is fed and the
     /// tracker reads the file as before.
+    ///
+    /// ```no_run
+    /// # async fn run() {
+    /// use litefs_orm::position::PositionTracker;
+    /// use litefs_orm::role::RoleWatch;
+    /// let role = RoleWatch::litefs("/litefs".into(), Some("http://127.0.0.1:20202".into())).await;
+    /// let tracker = PositionTracker::new(std::path::Path::new("/litefs/app.db"));
+    /// role.follow_transactions("app.db", tracker.clone());
+    /// let reached = tracker.wait_for(42, std::time::Duration::from_secs(5)).await;
+    /// # }
+    /// ```
     pub fn follow_transactions(&self, db: impl Into<String>, tracker: PositionTracker) {
         self.feed.add(db.into(), tracker);
     }
