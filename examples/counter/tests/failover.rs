@@ -26,6 +26,8 @@ const RESETS: usize = 40;
 /// How long the primary's app stays dead before its node ships its commits and a replica is
 /// promoted: time for forwarded views to find it gone and pile up in retries.
 const DEAD_PRIMARY: Duration = Duration::from_millis(300);
+/// How long no node is primary between n1's death and n2's election.
+const NO_PRIMARY: Duration = Duration::from_millis(800);
 
 /// True when some view through node `node` that `when` selects was acknowledged with role
 /// `role`.
@@ -51,8 +53,8 @@ async fn kill_n1_and_promote_n2(d: &mut Deployment, dead_for: Duration) {
 
 /// After n2's promotion: waits until n2 and n3 have acknowledged views sent since, stops the
 /// load, and checks exactly-once against n2's final count, and that the views went through
-/// n1 before and through the promoted n2 after. Returns the final count.
-async fn finish_failover(test: &str, d: &Deployment, load: Load) -> i64 {
+/// n1 before and through the promoted n2 after. Returns the final count and the views.
+async fn finish_failover(test: &str, d: &Deployment, load: Load) -> (i64, Vec<View>) {
     load.enter(Phase::After);
     load.wait_for_acks(Phase::After, ACKS_PER_NODE).await;
     let views = load.stop().await;
@@ -76,7 +78,7 @@ async fn finish_failover(test: &str, d: &Deployment, load: Load) -> i64 {
         }),
         "{test}: n3 acknowledged no view forwarded to the promoted n2"
     );
-    total
+    (total, views)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,7 +92,7 @@ async fn a_sigkilled_primary_and_a_promoted_replica_lose_and_duplicate_no_acknow
     // retried by the replicas until n2 is promoted.
     load.enter(Phase::Fault);
     kill_n1_and_promote_n2(&mut d, DEAD_PRIMARY).await;
-    let total = finish_failover("sigkill", &d, load).await;
+    let (total, _) = finish_failover("sigkill", &d, load).await;
 
     // The crashed node comes back as a replica of n2, converges, and counts through n2.
     d.restart(0).await;
@@ -118,6 +120,34 @@ async fn a_sigkilled_primary_and_a_promoted_replica_lose_and_duplicate_no_acknow
     assert_eq!(count(&body), Some(total + 1), "{body}");
     let role = format!("replica of {}", d.litefs.hostname(1));
     assert_eq!(element(&body, "role"), Some(role), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn views_sent_while_no_primary_is_known_wait_for_the_election_and_count_once() {
+    let _serial = SERIAL.lock().await;
+    let mut d = Deployment::start("no-primary", Duration::from_secs(5)).await;
+    let load = Load::start(PAGE, &[(1, d.url(1)), (2, d.url(2))]);
+    load.wait_for_acks(Phase::Before, ACKS_PER_NODE).await;
+
+    // n1 dies and its lease lapses: for a while no node is primary (`.primary` gone
+    // everywhere, `/events` says so), then n2 wins the election. Views sent meanwhile wait
+    // for a primary within the write deadline instead of failing.
+    load.enter(Phase::Fault);
+    d.nodes[0].kill();
+    d.litefs
+        .sync()
+        .await
+        .expect("the dead app's commits reach the replicas");
+    d.litefs.lose_primary().await;
+    tokio::time::sleep(NO_PRIMARY).await;
+    d.litefs.switch_primary(1).await;
+    let (_, views) = finish_failover("no-primary", &d, load).await;
+    assert!(
+        views.iter().any(|v| v.sent != Phase::After
+            && v.answered == Phase::After
+            && matches!(v.outcome, Outcome::Acked { .. })),
+        "no view in flight while no primary was known was acknowledged after the election"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
