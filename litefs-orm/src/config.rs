@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 /// | [`max_clock_skew`](Config::max_clock_skew) | `LITEFS_ORM_MAX_CLOCK_SKEW_MS` | 30 000 |
 /// | [`max_body_bytes`](Config::max_body_bytes) | `LITEFS_ORM_MAX_BODY_BYTES` | 1 048 576 |
 /// | [`read_connections`](Config::read_connections) | `LITEFS_ORM_READ_CONNECTIONS` | 4 |
-/// | [`idempotency_window`](Config::idempotency_window) | `LITEFS_ORM_IDEMPOTENCY_WINDOW_MS` | 600 000 |
+/// | [`idempotency_window`](Config::idempotency_window) | `LITEFS_ORM_IDEMPOTENCY_WINDOW_MS` | 120 000 |
 ///
 /// ```
 /// use litefs_orm::Config;
@@ -97,7 +97,7 @@ impl Default for Config {
             max_clock_skew: Duration::from_secs(30),
             max_body_bytes: 1 << 20,
             read_connections: 4,
-            idempotency_window: Duration::from_secs(600),
+            idempotency_window: Duration::from_secs(120),
         }
     }
 }
