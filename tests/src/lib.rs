@@ -178,8 +178,39 @@ impl TestCluster {
 
     /// Node `i`'s RPC URL.
     pub fn rpc_url(&self, i: usize) -> String {
-        format!("http://{}{}", self.nodes[i].addr, litefs_orm::RPC_PATH)
+        self.url(i, litefs_orm::RPC_PATH)
     }
+
+    /// The URL of `path` on node `i`'s router.
+    pub fn url(&self, i: usize, path: &str) -> String {
+        format!("http://{}{path}", self.nodes[i].addr)
+    }
+}
+
+/// POSTs `body` to `url`, signed with [`SECRET`] for the URL's path.
+pub async fn post_signed(url: &str, body: Vec<u8>) -> reqwest::Response {
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let path = after_scheme.find('/').map_or("/", |i| &after_scheme[i..]);
+    let sig = litefs_orm::auth::sign(SECRET.as_bytes(), path, &body);
+    post_with(url, body, &sig).await
+}
+
+/// POSTs `body` to `url` with the signature headers of `sig` (right or, on purpose, wrong).
+pub async fn post_with(
+    url: &str,
+    body: Vec<u8>,
+    sig: &litefs_orm::auth::Signature,
+) -> reqwest::Response {
+    use litefs_orm::auth;
+    reqwest::Client::new()
+        .post(url)
+        .header(auth::TIMESTAMP_HEADER, sig.timestamp_ms.to_string())
+        .header(auth::NONCE_HEADER, &sig.nonce)
+        .header(auth::SIGNATURE_HEADER, &sig.signature)
+        .body(body)
+        .send()
+        .await
+        .expect("POST to a test node")
 }
 
 /// A standalone node on a plain SQLite file in `dir`, with the test schema.

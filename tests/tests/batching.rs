@@ -8,11 +8,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use litefs_orm::client::{HttpTransport, Transport};
 use litefs_orm::wire::{BatchResponse, ErrorBody, ErrorCode};
-use litefs_orm::{
-    BATCH_PATH, Config, DbFailureKind, Error, ReplicatedActiveModel, ReplicatedDb, auth,
-};
+use litefs_orm::{BATCH_PATH, Config, DbFailureKind, Error, ReplicatedActiveModel, ReplicatedDb};
 use litefs_orm_tests::entities::post;
-use litefs_orm_tests::{SECRET, TestCluster, registry};
+use litefs_orm_tests::{SECRET, TestCluster, post_signed, registry};
 use sea_orm::EntityTrait;
 use serde_json::json;
 
@@ -109,19 +107,6 @@ async fn a_failing_call_in_a_batch_fails_only_its_own_caller() {
     }
 }
 
-async fn send_batch(c: &TestCluster, body: Vec<u8>) -> reqwest::Response {
-    let sig = auth::sign(SECRET.as_bytes(), BATCH_PATH, &body);
-    reqwest::Client::new()
-        .post(format!("http://{}{BATCH_PATH}", c.nodes[0].addr))
-        .header(auth::TIMESTAMP_HEADER, sig.timestamp_ms.to_string())
-        .header(auth::NONCE_HEADER, &sig.nonce)
-        .header(auth::SIGNATURE_HEADER, &sig.signature)
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-}
-
 fn insert(entity: &str, title: &str) -> serde_json::Value {
     json!({
         "v": 1, "entity": entity, "op": "insert",
@@ -137,7 +122,7 @@ async fn a_batch_answers_each_call_with_its_own_status() {
         {"path": litefs_orm::RPC_PATH, "body": insert("nothing", "nowhere")},
         {"path": "/elsewhere", "body": insert("post", "astray")},
     ]});
-    let resp = send_batch(&c, serde_json::to_vec(&body).unwrap()).await;
+    let resp = post_signed(&c.url(0, BATCH_PATH), serde_json::to_vec(&body).unwrap()).await;
     assert_eq!(resp.status().as_u16(), 200);
     let bytes = resp.bytes().await.unwrap();
     let answers: BatchResponse<'_> = serde_json::from_slice(&bytes).unwrap();
@@ -158,7 +143,7 @@ async fn a_batch_answers_each_call_with_its_own_status() {
 #[tokio::test]
 async fn an_empty_batch_is_a_bad_request() {
     let c = TestCluster::start().await;
-    let resp = send_batch(&c, br#"{"v":1,"calls":[]}"#.to_vec()).await;
+    let resp = post_signed(&c.url(0, BATCH_PATH), br#"{"v":1,"calls":[]}"#.to_vec()).await;
     assert_eq!(resp.status().as_u16(), 400);
 }
 
@@ -168,7 +153,7 @@ async fn an_unsigned_batch_is_unauthorized_and_runs_nothing() {
     let body =
         json!({"v": 1, "calls": [{"path": litefs_orm::RPC_PATH, "body": insert("post", "x")}]});
     let resp = reqwest::Client::new()
-        .post(format!("http://{}{BATCH_PATH}", c.nodes[0].addr))
+        .post(c.url(0, BATCH_PATH))
         .body(serde_json::to_vec(&body).unwrap())
         .send()
         .await

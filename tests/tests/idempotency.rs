@@ -3,13 +3,12 @@
 
 use std::time::Duration;
 
-use litefs_orm::auth;
 use litefs_orm::wire::{ErrorBody, ErrorCode, WriteResponse};
 use litefs_orm::{Error, ReplicatedActiveModel, ReplicatedDb};
 use litefs_orm_tests::entities::post;
 use litefs_orm_tests::operations::IncrementPage;
 use litefs_orm_tests::proxy::Fault;
-use litefs_orm_tests::{SECRET, TestCluster};
+use litefs_orm_tests::{TestCluster, post_signed};
 use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Statement};
 use serde_json::json;
 
@@ -131,28 +130,15 @@ fn keyed_insert(key: &str, title: &str) -> Vec<u8> {
     .unwrap()
 }
 
-async fn send(c: &TestCluster, body: Vec<u8>) -> reqwest::Response {
-    let sig = auth::sign(SECRET.as_bytes(), litefs_orm::RPC_PATH, &body);
-    reqwest::Client::new()
-        .post(c.rpc_url(0))
-        .header(auth::TIMESTAMP_HEADER, sig.timestamp_ms.to_string())
-        .header(auth::NONCE_HEADER, &sig.nonce)
-        .header(auth::SIGNATURE_HEADER, &sig.signature)
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn a_request_sent_twice_under_one_key_gets_the_first_answer_and_writes_once() {
     let c = TestCluster::start().await;
-    let first: WriteResponse = send(&c, keyed_insert("k-1", "twice"))
+    let first: WriteResponse = post_signed(&c.rpc_url(0), keyed_insert("k-1", "twice"))
         .await
         .json()
         .await
         .unwrap();
-    let again: WriteResponse = send(&c, keyed_insert("k-1", "twice"))
+    let again: WriteResponse = post_signed(&c.rpc_url(0), keyed_insert("k-1", "twice"))
         .await
         .json()
         .await
@@ -165,12 +151,12 @@ async fn a_request_sent_twice_under_one_key_gets_the_first_answer_and_writes_onc
 async fn a_key_sent_again_with_another_request_is_refused_and_writes_nothing() {
     let c = TestCluster::start().await;
     assert!(
-        send(&c, keyed_insert("k-2", "first"))
+        post_signed(&c.rpc_url(0), keyed_insert("k-2", "first"))
             .await
             .status()
             .is_success()
     );
-    let refused = send(&c, keyed_insert("k-2", "second")).await;
+    let refused = post_signed(&c.rpc_url(0), keyed_insert("k-2", "second")).await;
     assert_eq!(refused.status().as_u16(), 422);
     let body: ErrorBody = refused.json().await.unwrap();
     assert_eq!(body.code, ErrorCode::BadRequest);
@@ -181,7 +167,7 @@ async fn a_key_sent_again_with_another_request_is_refused_and_writes_nothing() {
 #[tokio::test]
 async fn a_malformed_key_is_a_bad_request() {
     let c = TestCluster::start().await;
-    let resp = send(&c, keyed_insert("", "no key")).await;
+    let resp = post_signed(&c.rpc_url(0), keyed_insert("", "no key")).await;
     assert_eq!(resp.status().as_u16(), 400);
     assert!(posts(c.db(0), "no key").await.is_empty());
 }

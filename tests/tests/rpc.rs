@@ -3,7 +3,7 @@
 use litefs_orm::auth;
 use litefs_orm::wire::{ErrorBody, ErrorCode};
 use litefs_orm_tests::entities::post;
-use litefs_orm_tests::{SECRET, TestCluster};
+use litefs_orm_tests::{SECRET, TestCluster, post_signed, post_with};
 use sea_orm::EntityTrait;
 use serde_json::json;
 
@@ -20,23 +20,6 @@ fn insert_body(entity: &str) -> Vec<u8> {
     .unwrap()
 }
 
-async fn post_signed(url: &str, body: Vec<u8>, sig: &auth::Signature) -> reqwest::Response {
-    reqwest::Client::new()
-        .post(url)
-        .header(auth::TIMESTAMP_HEADER, sig.timestamp_ms.to_string())
-        .header(auth::NONCE_HEADER, &sig.nonce)
-        .header(auth::SIGNATURE_HEADER, &sig.signature)
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn send(url: &str, body: Vec<u8>) -> reqwest::Response {
-    let sig = auth::sign(SECRET.as_bytes(), litefs_orm::RPC_PATH, &body);
-    post_signed(url, body, &sig).await
-}
-
 async fn code_of(resp: reqwest::Response) -> (u16, ErrorCode) {
     let status = resp.status().as_u16();
     let body: ErrorBody = resp.json().await.unwrap();
@@ -50,7 +33,7 @@ async fn rows(c: &TestCluster) -> usize {
 #[tokio::test]
 async fn a_signed_request_is_applied() {
     let c = TestCluster::start().await;
-    let resp = send(&c.rpc_url(0), insert_body("post")).await;
+    let resp = post_signed(&c.rpc_url(0), insert_body("post")).await;
     assert_eq!(resp.status().as_u16(), 200);
     assert_eq!(rows(&c).await, 1);
 }
@@ -79,7 +62,7 @@ async fn a_tampered_request_is_unauthorized() {
     let mut tampered = insert_body("post");
     let at = tampered.iter().position(|b| *b == b'b').unwrap();
     tampered[at] = b'c';
-    let resp = post_signed(&c.rpc_url(0), tampered, &sig).await;
+    let resp = post_with(&c.rpc_url(0), tampered, &sig).await;
     assert_eq!(code_of(resp).await, (401, ErrorCode::Unauthorized));
     assert_eq!(rows(&c).await, 0);
 }
@@ -89,7 +72,7 @@ async fn a_request_signed_with_another_secret_is_unauthorized() {
     let c = TestCluster::start().await;
     let body = insert_body("post");
     let sig = auth::sign(b"some other secret entirely", litefs_orm::RPC_PATH, &body);
-    let resp = post_signed(&c.rpc_url(0), body, &sig).await;
+    let resp = post_with(&c.rpc_url(0), body, &sig).await;
     assert_eq!(code_of(resp).await, (401, ErrorCode::Unauthorized));
     assert_eq!(rows(&c).await, 0);
 }
@@ -100,13 +83,13 @@ async fn a_replayed_request_is_unauthorized() {
     let body = insert_body("post");
     let sig = auth::sign(SECRET.as_bytes(), litefs_orm::RPC_PATH, &body);
     assert_eq!(
-        post_signed(&c.rpc_url(0), body.clone(), &sig)
+        post_with(&c.rpc_url(0), body.clone(), &sig)
             .await
             .status()
             .as_u16(),
         200
     );
-    let resp = post_signed(&c.rpc_url(0), body, &sig).await;
+    let resp = post_with(&c.rpc_url(0), body, &sig).await;
     assert_eq!(code_of(resp).await, (401, ErrorCode::Unauthorized));
     assert_eq!(rows(&c).await, 1);
 }
@@ -117,7 +100,7 @@ async fn a_stale_request_is_unauthorized() {
     let body = insert_body("post");
     let mut sig = auth::sign(SECRET.as_bytes(), litefs_orm::RPC_PATH, &body);
     sig.timestamp_ms -= 10 * 60 * 1000;
-    let resp = post_signed(&c.rpc_url(0), body, &sig).await;
+    let resp = post_with(&c.rpc_url(0), body, &sig).await;
     assert_eq!(code_of(resp).await, (401, ErrorCode::Unauthorized));
     assert_eq!(rows(&c).await, 0);
 }
@@ -131,7 +114,7 @@ async fn an_oversize_request_is_refused() {
         "model": {"title": {"set": {"String": big}}, "body": {"set": {"String": "b"}}}
     }))
     .unwrap();
-    let resp = send(&c.rpc_url(0), body).await;
+    let resp = post_signed(&c.rpc_url(0), body).await;
     assert_eq!(code_of(resp).await, (413, ErrorCode::TooLarge));
     assert_eq!(rows(&c).await, 0);
 }
@@ -139,7 +122,7 @@ async fn an_oversize_request_is_refused() {
 #[tokio::test]
 async fn a_malformed_request_is_a_bad_request() {
     let c = TestCluster::start().await;
-    let resp = send(&c.rpc_url(0), b"{not json".to_vec()).await;
+    let resp = post_signed(&c.rpc_url(0), b"{not json".to_vec()).await;
     assert_eq!(code_of(resp).await, (400, ErrorCode::BadRequest));
     assert_eq!(rows(&c).await, 0);
 }
@@ -147,7 +130,7 @@ async fn a_malformed_request_is_a_bad_request() {
 #[tokio::test]
 async fn an_unknown_entity_is_not_found() {
     let c = TestCluster::start().await;
-    let resp = send(&c.rpc_url(0), insert_body("secret")).await;
+    let resp = post_signed(&c.rpc_url(0), insert_body("secret")).await;
     assert_eq!(code_of(resp).await, (404, ErrorCode::UnknownEntity));
 }
 
@@ -159,7 +142,7 @@ async fn a_value_of_the_wrong_type_is_a_bad_request() {
         "model": {"title": {"set": {"Int": 5}}, "body": {"set": {"String": "b"}}}
     }))
     .unwrap();
-    let resp = send(&c.rpc_url(0), body).await;
+    let resp = post_signed(&c.rpc_url(0), body).await;
     assert_eq!(code_of(resp).await, (400, ErrorCode::BadRequest));
     assert_eq!(rows(&c).await, 0);
 }
@@ -172,7 +155,7 @@ async fn an_unknown_column_is_a_bad_request() {
         "model": {"title": {"set": {"String": "t"}}, "body": {"set": {"String": "b"}}, "admin": {"set": {"Bool": true}}}
     }))
     .unwrap();
-    let resp = send(&c.rpc_url(0), body).await;
+    let resp = post_signed(&c.rpc_url(0), body).await;
     assert_eq!(code_of(resp).await, (400, ErrorCode::BadRequest));
     assert_eq!(rows(&c).await, 0);
 }
@@ -184,14 +167,14 @@ async fn another_wire_version_is_a_bad_request() {
         "v": 99, "entity": "post", "op": "insert", "model": {}
     }))
     .unwrap();
-    let resp = send(&c.rpc_url(0), body).await;
+    let resp = post_signed(&c.rpc_url(0), body).await;
     assert_eq!(code_of(resp).await, (400, ErrorCode::BadRequest));
 }
 
 #[tokio::test]
 async fn a_replica_refuses_forwarded_writes_as_not_primary() {
     let c = TestCluster::start().await;
-    let resp = send(&c.rpc_url(1), insert_body("post")).await;
+    let resp = post_signed(&c.rpc_url(1), insert_body("post")).await;
     assert_eq!(code_of(resp).await, (409, ErrorCode::NotPrimary));
     assert_eq!(rows(&c).await, 0);
 }
