@@ -118,6 +118,7 @@ impl Cluster {
                 events,
                 state,
                 http_addr,
+                replication_error: Mutex::new(None),
             });
         }
         let first = PrimaryPos::initial(1, read_pos(&nodes[0].paths.pos()).unwrap_or_default());

@@ -25,6 +25,9 @@ impl Object {
     }
 }
 
+/// A table created and dropped at once, only to make SQLite create `main.sqlite_sequence`.
+const MAKE_SEQUENCE: &str = "litefs_testkit_make_sequence";
+
 /// The row-copy statements of the last schema seen, so an unchanged schema costs no
 /// `pragma_table_xinfo` look-ups.
 #[derive(Default)]
@@ -119,7 +122,17 @@ pub(crate) async fn copy_database(
         };
     }
     let mut script = cache.rows_sql.clone();
-    if main_seq || (src_seq && !same_schema) {
+    if src_seq && !main_seq {
+        // `sqlite_sequence` cannot be created by name, and the tables just created need not
+        // make it: it outlives the AUTOINCREMENT tables that made it on the primary. A
+        // throw-away AUTOINCREMENT table makes SQLite create it (IF NOT EXISTS: it may be
+        // there already when a table created above has AUTOINCREMENT).
+        script.push_str(&format!(
+            "CREATE TABLE main.{MAKE_SEQUENCE} (id INTEGER PRIMARY KEY AUTOINCREMENT);\n\
+             DROP TABLE main.{MAKE_SEQUENCE};\n"
+        ));
+    }
+    if main_seq || src_seq {
         script.push_str("DELETE FROM main.sqlite_sequence;\n");
     }
     if src_seq {

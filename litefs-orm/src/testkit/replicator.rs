@@ -91,7 +91,6 @@ struct Replica {
     /// The file attached as `src` on `conn`.
     attached: Option<PathBuf>,
     cache: CopyCache,
-    last_error: String,
 }
 
 impl Replica {
@@ -108,7 +107,6 @@ impl Replica {
             last_detect: None,
             attached: None,
             cache: CopyCache::default(),
-            last_error: String::new(),
         }
     }
 
@@ -118,10 +116,12 @@ impl Replica {
 
     fn report(&mut self, e: sqlx::Error) {
         let msg = e.to_string();
-        if msg != self.last_error {
+        let mut last = lock(&self.shared.nodes[self.index].replication_error);
+        if last.as_deref() != Some(msg.as_str()) {
             tracing::warn!("testkit replicator on {}: {msg}", self.hostname());
-            self.last_error = msg;
+            *last = Some(msg);
         }
+        drop(last);
         self.baseline = None;
     }
 
@@ -151,7 +151,6 @@ impl Replica {
             self.baseline = Some(retry!(data_version(&mut conn))?);
             self.attached = None;
             self.conn = Some(conn);
-            self.last_error.clear();
         }
         Ok(self.conn.as_mut().expect("connected above"))
     }
@@ -336,6 +335,7 @@ impl Replica {
         state.applied = Some((p.generation, p.pos));
         state.dirty = false;
         drop(state);
+        *lock(&node.replication_error) = None;
         if copied {
             self.shared.notify_tx(self.index, p);
         }

@@ -79,6 +79,9 @@ pub(crate) struct NodeShared {
     pub events: broadcast::Sender<Event>,
     pub state: Mutex<NodeState>,
     pub http_addr: Option<SocketAddr>,
+    /// The replicator's last failure, until it next applies a snapshot: `sync` names it when
+    /// it times out.
+    pub replication_error: Mutex<Option<String>>,
 }
 
 /// Replication state of one node.

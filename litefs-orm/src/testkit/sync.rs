@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::error::{Error, Result};
-use super::state::Shared;
+use super::state::{Shared, lock};
 
 const STEP: Duration = Duration::from_micros(500);
 
@@ -57,7 +57,10 @@ pub(crate) async fn wait_for_replicas(shared: &Shared, timeout: Duration) -> Res
                 } else {
                     ""
                 };
-                behind.push(format!("{} at {at}{dirty}", node.hostname));
+                let failing = lock(&node.replication_error)
+                    .as_ref()
+                    .map_or(String::new(), |e| format!(", replication failing: {e}"));
+                behind.push(format!("{} at {at}{dirty}{failing}", node.hostname));
             }
         }
         if behind.is_empty() {

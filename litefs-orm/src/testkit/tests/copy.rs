@@ -75,3 +75,22 @@ async fn dropped_tables_disappear_from_replicas() {
         .unwrap();
     assert_eq!(names, ["gone"]);
 }
+
+#[tokio::test]
+async fn a_sequence_outliving_its_tables_reaches_a_replica_that_never_had_one() {
+    let (c, mut conn) = with_table(opts()).await;
+    // The replica last saw a schema without `sqlite_sequence`; the primary now has one that
+    // no AUTOINCREMENT table needs any more (SQLite never drops it).
+    exec(
+        &mut conn,
+        "CREATE TABLE a (id INTEGER PRIMARY KEY AUTOINCREMENT);
+         INSERT INTO a DEFAULT VALUES;
+         DROP TABLE a;
+         INSERT INTO t (v) VALUES ('after');",
+    )
+    .await;
+    c.sync().await.unwrap();
+    let mut replica = connect(&c, 1).await;
+    assert_eq!(count(&mut replica, "t").await, 1);
+    assert_eq!(count(&mut replica, "sqlite_sequence").await, 0);
+}
