@@ -48,6 +48,10 @@ pub(crate) enum ExecError {
         "idempotency key {0} was already used for another request; every call needs a key of its own"
     )]
     KeyReused(String),
+    /// The call's idempotency key is recorded already: an earlier attempt committed. The
+    /// transaction is rolled back and the recorded result answered instead.
+    #[error("this call's idempotency key is recorded already")]
+    AlreadyRecorded,
     /// A recorded result could not be written or read back.
     #[error("{0}")]
     Stored(String),
@@ -67,6 +71,20 @@ impl From<DbErr> for ExecError {
 }
 
 impl ExecError {
+    /// Whether this failure may come from running again a call that an earlier attempt
+    /// committed: the key was found recorded, or the work failed (the row it inserts is
+    /// there already, say). Worth reading the call's idempotency record before answering.
+    pub(crate) fn may_come_from_a_repeat(&self) -> bool {
+        matches!(
+            self,
+            ExecError::AlreadyRecorded
+                | ExecError::Db(_)
+                | ExecError::Operation(_)
+                | ExecError::Wire(_)
+                | ExecError::Args(_)
+        )
+    }
+
     pub(crate) fn into_error(self, primary: Option<String>) -> crate::Error {
         match self {
             ExecError::Wire(e) => crate::Error::Protocol(e.to_string()),
@@ -81,7 +99,9 @@ impl ExecError {
                 source: e,
             },
             ExecError::Args(e) | ExecError::Stored(e) => crate::Error::Protocol(e),
-            e @ ExecError::KeyReused(_) => crate::Error::Protocol(e.to_string()),
+            e @ (ExecError::KeyReused(_) | ExecError::AlreadyRecorded) => {
+                crate::Error::Protocol(e.to_string())
+            }
             ExecError::WriterBusy => crate::Error::WriterBusy,
             ExecError::Operation(error) => crate::Error::Operation {
                 operation: String::new(),

@@ -2,17 +2,23 @@
 //! transaction, so a retry gets the first answer back instead of writing twice.
 //!
 //! A replica gives every replicated call one random key and sends it with each attempt. The
-//! primary looks the key up inside the transaction (or group-commit savepoint) that runs the
-//! write: found, it answers with the recorded result and writes nothing; not found, it runs
-//! the write and records key and result in the same transaction. The record therefore
-//! commits — and replicates to a node that later becomes primary — exactly when the write
-//! does. Records live in [`TABLE`], which the library creates on first use and prunes of
-//! records older than [`Config::idempotency_window`](crate::Config::idempotency_window).
+//! primary runs the call and records key and result in the same transaction (or
+//! group-commit savepoint), so the record commits — and replicates to a node that later
+//! becomes primary — exactly when the write does. The key is the record's primary key: a
+//! call whose key is already recorded fails to record, and its transaction rolls back.
+//!
+//! The key is not looked up first: nearly every call is a first attempt, and a look-up
+//! before each write cost a statement on the writer's single connection. Only when a call
+//! fails — to record, or in its own work (a retried insert meeting the row its first
+//! attempt wrote) — does the primary read the record, in a transaction of its own, and
+//! answer with the recorded result if there is one ([`crate::server`] does this). Records
+//! live in [`TABLE`], which the library creates on first use and prunes of records older
+//! than [`Config::idempotency_window`](crate::Config::idempotency_window).
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, Statement};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, SqlErr, Statement};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
@@ -76,45 +82,50 @@ impl Ledger {
         }
     }
 
-    /// Runs `work` at most once per key: returns the recorded result when `key` was seen,
-    /// else runs `work` and records its result in `txn`. Without a key, just runs `work`.
-    pub(crate) async fn once<T, W>(
+    /// Runs `work` and records its result under `key` in `txn`. Fails with
+    /// [`ExecError::AlreadyRecorded`] when `key` is recorded already (the caller rolls back
+    /// and answers with [`recall`]); fails with `work`'s own error otherwise.
+    pub(crate) async fn run_and_record<T, W>(
         &self,
         txn: &DatabaseTransaction,
-        key: Option<&Key>,
+        key: &Key,
         work: W,
     ) -> Result<T, ExecError>
     where
-        T: Serialize + DeserializeOwned,
+        T: Serialize,
         W: Future<Output = Result<T, ExecError>>,
     {
-        let Some(key) = key else {
-            return work.await;
-        };
-        if let Some(recorded) = recall(txn, key).await? {
-            return serde_json::from_str(&recorded).map_err(|e| {
-                ExecError::Stored(format!(
-                    "the result recorded for idempotency key {} is unreadable: {e}",
-                    key.id
-                ))
-            });
-        }
         let value = work.await?;
         let response = serde_json::to_string(&value)
             .map_err(|e| ExecError::Stored(format!("recording the result: {e}")))?;
         let now = now_ms();
-        txn.execute_raw(Statement::from_sql_and_values(
-            DbBackend::Sqlite,
-            "INSERT INTO _litefs_orm_idempotency (key, digest, response, created_ms) \
-             VALUES (?, ?, ?, ?)",
-            [
-                key.id.clone().into(),
-                key.digest.clone().into(),
-                response.into(),
-                now.into(),
-            ],
-        ))
-        .await?;
+        let insert = || {
+            txn.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Sqlite,
+                "INSERT INTO _litefs_orm_idempotency (key, digest, response, created_ms) \
+                 VALUES (?, ?, ?, ?)",
+                [
+                    key.id.clone().into(),
+                    key.digest.clone().into(),
+                    response.clone().into(),
+                    now.into(),
+                ],
+            ))
+        };
+        match insert().await {
+            Ok(_) => {}
+            // First use (or a migration dropped every table): create it in this
+            // transaction, so it exists exactly when a first record commits. A statement
+            // that fails to prepare leaves the transaction as it was.
+            Err(e) if e.to_string().contains("no such table") => {
+                txn.execute_unprepared(CREATE).await?;
+                insert().await?;
+            }
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                return Err(ExecError::AlreadyRecorded);
+            }
+            Err(e) => return Err(e.into()),
+        }
         self.prune_if_due(txn, now).await?;
         Ok(value)
     }
@@ -141,24 +152,22 @@ impl Ledger {
     }
 }
 
-/// The recorded result for `key`, if any.
-async fn recall(txn: &DatabaseTransaction, key: &Key) -> Result<Option<String>, ExecError> {
-    let lookup = || {
-        txn.query_one_raw(Statement::from_sql_and_values(
+/// The result recorded for `key`, if any; [`ExecError::KeyReused`] when it was recorded
+/// for a request with another body.
+pub(crate) async fn recall<T: DeserializeOwned>(
+    txn: &DatabaseTransaction,
+    key: &Key,
+) -> Result<Option<T>, ExecError> {
+    let row = match txn
+        .query_one_raw(Statement::from_sql_and_values(
             DbBackend::Sqlite,
             "SELECT digest, response FROM _litefs_orm_idempotency WHERE key = ?",
             [key.id.clone().into()],
         ))
-    };
-    let row = match lookup().await {
+        .await
+    {
         Ok(row) => row,
-        // First use (or a migration dropped every table): create it in this transaction,
-        // so it exists exactly when a first record commits. A statement that fails to
-        // prepare leaves the transaction as it was.
-        Err(e) if e.to_string().contains("no such table") => {
-            txn.execute_unprepared(CREATE).await?;
-            lookup().await?
-        }
+        Err(e) if e.to_string().contains("no such table") => None,
         Err(e) => return Err(e.into()),
     };
     let Some(row) = row else {
@@ -168,7 +177,13 @@ async fn recall(txn: &DatabaseTransaction, key: &Key) -> Result<Option<String>, 
     if digest != key.digest {
         return Err(ExecError::KeyReused(key.id.clone()));
     }
-    Ok(Some(row.try_get_by_index(1)?))
+    let recorded: String = row.try_get_by_index(1)?;
+    serde_json::from_str(&recorded).map(Some).map_err(|e| {
+        ExecError::Stored(format!(
+            "the result recorded for idempotency key {} is unreadable: {e}",
+            key.id
+        ))
+    })
 }
 
 fn now_ms() -> i64 {
@@ -189,16 +204,23 @@ mod tests {
         (dir, Database::connect(&url).await.unwrap())
     }
 
-    /// Runs one keyed call in its own transaction; returns what it answered.
+    /// Runs one keyed call in its own transaction as the primary does: run and record;
+    /// when the key is recorded already, roll back and answer with the record.
     async fn call(ledger: &Ledger, db: &DatabaseConnection, key: &str, value: i64) -> i64 {
         let key = Key::new(key.to_owned(), key.as_bytes()).unwrap();
         let txn = db.begin().await.unwrap();
-        let out = ledger
-            .once(&txn, Some(&key), async { Ok(value) })
-            .await
-            .unwrap();
-        txn.commit().await.unwrap();
-        out
+        match ledger.run_and_record(&txn, &key, async { Ok(value) }).await {
+            Ok(out) => {
+                txn.commit().await.unwrap();
+                out
+            }
+            Err(ExecError::AlreadyRecorded) => {
+                txn.rollback().await.unwrap();
+                let txn = db.begin().await.unwrap();
+                recall(&txn, &key).await.unwrap().expect("a record")
+            }
+            Err(e) => panic!("{e}"),
+        }
     }
 
     async fn records(db: &DatabaseConnection) -> i64 {
@@ -222,6 +244,44 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn recording_a_recorded_key_fails_and_leaves_the_record() {
+        let (_dir, db) = db().await;
+        let ledger = Ledger::new(Duration::from_secs(600));
+        call(&ledger, &db, "k", 1).await;
+        let key = Key::new("k".into(), b"k").unwrap();
+        let txn = db.begin().await.unwrap();
+        let again = ledger.run_and_record(&txn, &key, async { Ok(2i64) }).await;
+        assert!(
+            matches!(again, Err(ExecError::AlreadyRecorded)),
+            "{again:?}"
+        );
+        txn.rollback().await.unwrap();
+        assert_eq!(records(&db).await, 1);
+    }
+
+    #[tokio::test]
+    async fn a_key_recorded_for_another_body_is_refused_on_recall() {
+        let (_dir, db) = db().await;
+        let ledger = Ledger::new(Duration::from_secs(600));
+        call(&ledger, &db, "k", 1).await;
+        let other = Key::new("k".into(), b"another body").unwrap();
+        let txn = db.begin().await.unwrap();
+        let recalled = recall::<i64>(&txn, &other).await;
+        assert!(
+            matches!(recalled, Err(ExecError::KeyReused(_))),
+            "{recalled:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn recall_without_a_table_finds_nothing() {
+        let (_dir, db) = db().await;
+        let key = Key::new("k".into(), b"k").unwrap();
+        let txn = db.begin().await.unwrap();
+        assert_eq!(recall::<i64>(&txn, &key).await.unwrap(), None);
+    }
+
+    #[tokio::test]
     async fn records_older_than_the_window_are_pruned() {
         let (_dir, db) = db().await;
         let ledger = Ledger::new(Duration::from_millis(50));
@@ -236,10 +296,10 @@ mod tests {
     async fn a_rolled_back_call_leaves_no_record() {
         let (_dir, db) = db().await;
         let ledger = Ledger::new(Duration::from_secs(600));
-        let key = Key::new("k".into(), b"body").unwrap();
+        let key = Key::new("k".into(), b"k").unwrap();
         let txn = db.begin().await.unwrap();
         ledger
-            .once(&txn, Some(&key), async { Ok(1i64) })
+            .run_and_record(&txn, &key, async { Ok(1i64) })
             .await
             .unwrap();
         txn.rollback().await.unwrap();

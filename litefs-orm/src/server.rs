@@ -8,14 +8,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use bytes::Bytes;
 use futures_util::FutureExt;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::sync::Arc;
 
 use crate::auth::{self, Signature};
 use crate::config::{BATCH_PATH, OPERATION_PATH, RPC_PATH};
 use crate::db::ReplicatedDb;
 use crate::error::DbFailure;
 use crate::executor::{ExecError, in_transaction};
-use crate::idempotency::Key;
+use crate::idempotency::{self, Key};
 use crate::ops::BoxFut;
 mod batch;
 
@@ -136,12 +138,9 @@ async fn run_write(db: &ReplicatedDb, body: &Bytes) -> Result<Bytes, Refusal> {
             request.entity,
         ));
     };
-    let (op, model, node) = (request.op, request.model, db.clone());
-    let (outcome, txid) = execute(db, "", move |txn| {
-        Box::pin(async move {
-            let work = handler.run(op, model, txn);
-            node.ledger().once(txn, key.as_ref(), work).await
-        })
+    let (op, model) = (request.op, request.model);
+    let (outcome, txid) = execute_once(db, "", key, move |txn| {
+        Box::pin(async move { handler.run(op, model, txn).await })
     })
     .await?;
     encode(&WriteResponse {
@@ -161,12 +160,9 @@ async fn run_operation(db: &ReplicatedDb, body: &Bytes) -> Result<Bytes, Refusal
             request.operation,
         ));
     };
-    let (args, node) = (request.args, db.clone());
-    let (output, txid) = execute(db, &request.operation, move |txn| {
-        Box::pin(async move {
-            let work = handler.run(args, txn);
-            node.ledger().once(txn, key.as_ref(), work).await
-        })
+    let args = request.args;
+    let (output, txid) = execute_once(db, &request.operation, key, move |txn| {
+        Box::pin(async move { handler.run(args, txn).await })
     })
     .await?;
     encode(&OperationResponse {
@@ -245,6 +241,58 @@ async fn execute<T, F>(db: &ReplicatedDb, operation: &str, work: F) -> Result<(T
 where
     F: for<'t> FnOnce(&'t sea_orm::DatabaseTransaction) -> BoxFut<'t, Result<T, ExecError>>,
 {
+    transact(db, work)
+        .await?
+        .map_err(|e| exec_error(db, operation, e))
+}
+
+/// [`execute`] at most once per idempotency key: runs `work` and records its result under
+/// `key` in the same transaction. When that fails — the key was recorded by an earlier
+/// attempt, or the work itself failed (a retried insert meeting the row its first attempt
+/// wrote) — reads the record in a transaction of its own: a recorded result is the answer
+/// (with the current TXID, which covers the recorded commit); without one, the failure is.
+async fn execute_once<T, F>(
+    db: &ReplicatedDb,
+    operation: &str,
+    key: Option<Key>,
+    work: F,
+) -> Result<(T, u64), Refusal>
+where
+    T: Serialize + DeserializeOwned + Send,
+    F: for<'t> FnOnce(&'t sea_orm::DatabaseTransaction) -> BoxFut<'t, Result<T, ExecError>>
+        + Send
+        + 'static,
+{
+    let Some(key) = key else {
+        return execute(db, operation, work).await;
+    };
+    let key = Arc::new(key);
+    let (node, k) = (db.clone(), key.clone());
+    let failure = match transact(db, move |txn| {
+        Box::pin(async move { node.ledger().run_and_record(txn, &k, work(txn)).await })
+    })
+    .await?
+    {
+        Ok(done) => return Ok(done),
+        Err(e) if e.may_come_from_a_repeat() => e,
+        Err(e) => return Err(exec_error(db, operation, e)),
+    };
+    let recall = transact(db, move |txn| {
+        Box::pin(async move { idempotency::recall(txn, &key).await })
+    });
+    match recall.await? {
+        Ok((Some(recorded), txid)) => Ok((recorded, txid)),
+        Ok((None, _)) => Err(exec_error(db, operation, failure)),
+        Err(e) => Err(exec_error(db, operation, e)),
+    }
+}
+
+/// Runs `work` in a transaction on this node if it is primary: refuses when it is not, or
+/// when the work panicked; otherwise the work's result.
+async fn transact<T, F>(db: &ReplicatedDb, work: F) -> Result<Result<(T, u64), ExecError>, Refusal>
+where
+    F: for<'t> FnOnce(&'t sea_orm::DatabaseTransaction) -> BoxFut<'t, Result<T, ExecError>>,
+{
     let role = db.role();
     if !role.writes_locally() {
         return Err(not_primary(role.primary().map(str::to_owned)));
@@ -252,14 +300,16 @@ where
     // A panic (in a hook, say) drops the transaction, which rolls it back: say so, rather
     // than closing the connection and leaving the caller unsure.
     let work = in_transaction(db.committer(), work);
-    let Ok(result) = std::panic::AssertUnwindSafe(work).catch_unwind().await else {
-        return Err(refuse(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorCode::Internal,
-            "the write panicked on the primary and was rolled back",
-        ));
-    };
-    result.map_err(|e| exec_error(db, operation, e))
+    std::panic::AssertUnwindSafe(work)
+        .catch_unwind()
+        .await
+        .map_err(|_| {
+            refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::Internal,
+                "the write panicked on the primary and was rolled back",
+            )
+        })
 }
 
 fn exec_error(db: &ReplicatedDb, operation: &str, e: ExecError) -> Refusal {
@@ -298,7 +348,10 @@ fn exec_error(db: &ReplicatedDb, operation: &str, e: ExecError) -> Refusal {
         }
         // The endpoint runs calls without a deadline of its own, so `WriterBusy` comes only
         // from a local dispatch; listed for completeness.
-        e @ (ExecError::Position(_) | ExecError::Stored(_) | ExecError::WriterBusy) => {
+        e @ (ExecError::Position(_)
+        | ExecError::Stored(_)
+        | ExecError::WriterBusy
+        | ExecError::AlreadyRecorded) => {
             tracing::error!(error = %e, "the write was rolled back");
             refuse(
                 StatusCode::INTERNAL_SERVER_ERROR,

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use litefs_orm::wire::{ErrorBody, ErrorCode, WriteResponse};
+use litefs_orm::wire::{ErrorBody, ErrorCode, OperationResponse, WriteResponse};
 use litefs_orm::{Error, ReplicatedActiveModel, ReplicatedDb};
 use litefs_orm_tests::entities::post;
 use litefs_orm_tests::operations::IncrementPage;
@@ -162,6 +162,59 @@ async fn a_key_sent_again_with_another_request_is_refused_and_writes_nothing() {
     assert_eq!(body.code, ErrorCode::BadRequest);
     assert!(body.message.contains("k-2"), "{}", body.message);
     assert!(posts(c.db(0), "second").await.is_empty());
+}
+
+fn keyed_increment(key: &str, page: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "v": 1,
+        "operation": "increment_page",
+        "args": {"page": page},
+        "key": key,
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn an_operation_sent_twice_under_one_key_gets_the_first_answer_and_runs_once() {
+    let c = TestCluster::start().await;
+    let url = c.url(0, litefs_orm::OPERATION_PATH);
+    let first: OperationResponse = post_signed(&url, keyed_increment("k-op", "twice"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let again: OperationResponse = post_signed(&url, keyed_increment("k-op", "twice"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((first.output.clone(), again.output), (json!(1), json!(1)));
+    assert!(again.txid >= first.txid);
+    assert_eq!(views(c.db(0), "twice").await, Some(1));
+}
+
+#[tokio::test]
+async fn a_keyed_call_that_fails_answers_its_own_error_every_time_and_records_nothing() {
+    let c = TestCluster::start().await;
+    let taken = post_signed(&c.rpc_url(0), keyed_insert("k-takes", "taken")).await;
+    assert!(taken.status().is_success());
+    for _ in 0..2 {
+        let refused = post_signed(&c.rpc_url(0), keyed_insert("k-fails", "taken")).await;
+        assert_eq!(refused.status().as_u16(), 422);
+        let body: ErrorBody = refused.json().await.unwrap();
+        assert_eq!(body.code, ErrorCode::Rejected);
+    }
+    let table = litefs_orm::IDEMPOTENCY_TABLE;
+    let recorded = c
+        .db(0)
+        .query_one_raw(Statement::from_string(
+            DbBackend::Sqlite,
+            format!("SELECT count(*) FROM {table} WHERE key = 'k-fails'"),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(recorded.try_get_by_index::<i64>(0).unwrap(), 0);
 }
 
 #[tokio::test]
