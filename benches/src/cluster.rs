@@ -243,15 +243,7 @@ impl Bench {
     }
 
     async fn clear(&self) -> Result<()> {
-        self.primary
-            .db
-            .execute_unprepared("DELETE FROM item")
-            .await?;
-        let records = format!("DELETE FROM {}", litefs_orm::IDEMPOTENCY_TABLE);
-        match self.primary.db.execute_unprepared(&records).await {
-            Err(e) if !e.to_string().contains("no such table") => Err(e.into()),
-            _ => Ok(()),
-        }
+        clear(&self.primary.db).await
     }
 
     /// Rows in the table, read on the primary.
@@ -266,5 +258,15 @@ impl Bench {
             .await?
             .context("count(*) returned no row")?;
         Ok(row.try_get_by_index(0)?)
+    }
+}
+
+/// Empties the benchmark table and the idempotency records through `primary`'s handle.
+pub async fn clear(primary: &ReplicatedDb) -> Result<()> {
+    primary.execute_unprepared("DELETE FROM item").await?;
+    let records = format!("DELETE FROM {}", litefs_orm::IDEMPOTENCY_TABLE);
+    match primary.execute_unprepared(&records).await {
+        Err(e) if !e.to_string().contains("no such table") => Err(e.into()),
+        _ => Ok(()),
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod cluster;
 pub mod codec;
+pub mod cores;
 pub mod entity;
 pub mod latency;
 pub mod reads;
@@ -15,6 +16,7 @@ pub mod report;
 pub mod stats;
 pub mod throughput;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -37,8 +39,17 @@ pub struct Options {
     pub nonce_crowd: usize,
     /// Length of each throughput phase. Full: 2 s; quick: 0.4 s.
     pub phase: Duration,
-    /// Run only this section (`codec`, `reads`, `latency`, `throughput`); `None`: all.
+    /// Run only this section (`codec`, `reads`, `latency`, `throughput`, `cores`); `None`:
+    /// all.
     pub only: Option<String>,
+    /// The bench binary, started as the replica node of the `cores` section. Default: this
+    /// executable.
+    pub node_exe: PathBuf,
+}
+
+/// This executable, the default [`Options::node_exe`].
+fn this_exe() -> PathBuf {
+    std::env::current_exe().unwrap_or_else(|_| PathBuf::from("bench"))
 }
 
 impl Options {
@@ -52,6 +63,7 @@ impl Options {
             nonce_crowd: 20_000,
             phase: Duration::from_secs(2),
             only: None,
+            node_exe: this_exe(),
         }
     }
 
@@ -65,6 +77,7 @@ impl Options {
             nonce_crowd: 5_000,
             phase: Duration::from_millis(400),
             only: None,
+            node_exe: this_exe(),
         }
     }
 
@@ -78,6 +91,7 @@ impl Options {
             nonce_crowd: 50,
             phase: Duration::from_millis(30),
             only: None,
+            node_exe: this_exe(),
         }
     }
 }
@@ -90,19 +104,27 @@ pub async fn run(opts: &Options) -> Result<Report> {
     if wanted("codec") {
         codec::run(opts, &mut report)?;
     }
-    let bench = cluster::Bench::start().await?;
-    if wanted("reads") {
-        reads::run(&bench, opts, &mut report).await?;
+    if ["reads", "latency", "throughput"].iter().any(|s| wanted(s)) {
+        let bench = cluster::Bench::start().await?;
+        if wanted("reads") {
+            reads::run(&bench, opts, &mut report).await?;
+        }
+        if wanted("latency") {
+            latency::run(&bench, opts, &mut report).await?;
+        }
+        if wanted("throughput") {
+            throughput::run(&bench, opts, &mut report).await?;
+        }
     }
-    if wanted("latency") {
-        latency::run(&bench, opts, &mut report).await?;
-    }
-    if wanted("throughput") {
-        throughput::run(&bench, opts, &mut report).await?;
+    // Last, with the shared-cores cluster gone: its stand-in's polling threads would run on
+    // the primary's core.
+    if wanted("cores") {
+        cores::run(opts, &mut report).await?;
     }
     report.notes.push(
         "Stand-in: LiteFS test double, WAL, synchronous=FULL (fsync per commit), 500 µs \
-         position poll, whole-database copy per sync; primary and replica share this machine."
+         position poll, whole-database copy per sync; primary and replica share this machine's cores (except in \
+         the one-core-per-node section)."
             .into(),
     );
     Ok(report)

@@ -1,6 +1,7 @@
 //! `bench`: runs the harness and prints its table. `--quick` for the short run.
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
+use litefs_orm_bench::cores::{NODE_FLAG, pin_this_process, serve_replica_node};
 use litefs_orm_bench::{Options, run};
 
 fn main() -> Result<()> {
@@ -11,9 +12,19 @@ fn main() -> Result<()> {
         match arg.as_str() {
             "--quick" => opts = Options::quick(),
             "--only" => only = args.next(),
+            NODE_FLAG => {
+                let mount = args.next().context("--replica-node needs the mount path")?;
+                let core = args
+                    .next()
+                    .context("--replica-node needs a core")?
+                    .parse()?;
+                // Before the runtime: its threads inherit the pinning.
+                pin_this_process(core)?;
+                return runtime()?.block_on(serve_replica_node(mount.into()));
+            }
             "-h" | "--help" => {
                 println!(
-                    "usage: bench [--quick] [--only codec|reads|latency|throughput]\n\n\
+                    "usage: bench [--quick] [--only codec|reads|latency|throughput|cores]\n\n\
                      Measures litefs-orm side by side in one run and prints a Markdown table."
                 );
                 return Ok(());
@@ -23,11 +34,7 @@ fn main() -> Result<()> {
     }
     let all = only.is_none();
     opts.only = only;
-    // Two workers: the machines this is run on have two cores.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let runtime = runtime()?;
     // On a worker thread, like an app's request handlers (`block_on` polls on this thread,
     // which parks and wakes differently).
     let report =
@@ -38,4 +45,12 @@ fn main() -> Result<()> {
         bail!("figures missing from this run: {missing:?}");
     }
     Ok(())
+}
+
+/// Two workers: the machines this is run on have two cores.
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
 }

@@ -35,7 +35,11 @@ impl Origin {
 /// `writers` tasks inserting on `db` until `length` has passed; writes per second and
 /// writes made. A write that returns "committed, replication still behind" counts: that is
 /// what [`Bench::replica_no_wait`] answers.
-async fn phase(db: &ReplicatedDb, writers: usize, length: Duration) -> Result<(f64, u64)> {
+pub(crate) async fn phase(
+    db: &ReplicatedDb,
+    writers: usize,
+    length: Duration,
+) -> Result<(f64, u64)> {
     static NEXT: AtomicU64 = AtomicU64::new(1_000_000);
     let done = Arc::new(AtomicU64::new(0));
     let start = Instant::now();

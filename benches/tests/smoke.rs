@@ -5,6 +5,8 @@ use litefs_orm_bench::{Options, run};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_harness_produces_every_figure() {
-    let report = run(&Options::tiny()).await.expect("the harness runs");
+    let mut opts = Options::tiny();
+    opts.node_exe = env!("CARGO_BIN_EXE_bench").into();
+    let report = run(&opts).await.expect("the harness runs");
     assert_eq!(report.missing(), Vec::<&str>::new(), "{}", report.table());
 }
