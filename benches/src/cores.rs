@@ -25,7 +25,8 @@ use crate::Options;
 use crate::cluster::{SECRET, clear, registry};
 use crate::entity::item;
 use crate::report::{Report, Unit};
-use crate::throughput::phase;
+use crate::throughput::{phase, writing};
+use sea_orm::ActiveModelTrait;
 
 /// The argument that makes the bench binary a replica node serving this section:
 /// `--replica-node <mount> <core>`.
@@ -217,6 +218,20 @@ async fn measure(
         let _ = axum::serve(listener, app).await;
     });
     let mut replica = ReplicaNode::spawn(&opts.node_exe, litefs.mount(1), 1).await?;
+    // What an app without this library writes through: plain SeaORM on the primary's file,
+    // opened as its docs show (a pool; each insert its own transaction).
+    let url = format!("sqlite://{}?mode=rwc", litefs.db_path(0).display());
+    let plain = sea_orm::Database::connect(&url).await?;
+    let plain_phase = |writers| {
+        let plain = plain.clone();
+        writing(writers, opts.phase, move |n| {
+            let plain = plain.clone();
+            async move {
+                item::new(n).insert(&plain).await?;
+                Ok(())
+            }
+        })
+    };
     let reset = async |db: &ReplicatedDb| -> Result<()> {
         clear(db).await?;
         litefs.sync().await?;
@@ -246,6 +261,9 @@ async fn measure(
         let no_wait_primary_busy = busy(before.0, cpu_time(me), opts.phase);
         let no_wait_replica_busy = busy(before.1, replica.cpu(), opts.phase);
 
+        reset(&primary).await?;
+        let (plain, _) = plain_phase(writers).await?;
+
         let at = |what: &str| format!("cores.{what}.{writers}");
         report.add(
             &at("local"),
@@ -265,6 +283,19 @@ async fn measure(
                 "one core per node, {writers} writer(s): forwarded / local [target at 64: ≥ 1]"
             ),
             forwarded / local,
+        );
+        report.add(
+            &at("plain"),
+            &format!("one core per node, {writers} writer(s), plain SeaORM on the primary's file"),
+            plain,
+            Unit::PerSec,
+        );
+        report.ratio(
+            &at("forwarded_over_plain"),
+            &format!(
+                "one core per node, {writers} writer(s): forwarded / plain SeaORM on the primary"
+            ),
+            forwarded / plain,
         );
         report.add(
             &at("forwarded_no_wait"),

@@ -108,15 +108,23 @@ pub const EXPECTED: &[&str] = &[
     "tput.gc_gain.forwarded.16",
     "tput.gc_gain.local.64",
     "tput.gc_gain.forwarded.64",
+    "tput.plain.64",
+    "tput.forwarded_over_plain.64",
     "cores.local.1",
     "cores.forwarded.1",
     "cores.forwarded_over_local.1",
+    "cores.plain.1",
+    "cores.forwarded_over_plain.1",
     "cores.local.16",
     "cores.forwarded.16",
     "cores.forwarded_over_local.16",
+    "cores.plain.16",
+    "cores.forwarded_over_plain.16",
     "cores.local.64",
     "cores.forwarded.64",
     "cores.forwarded_over_local.64",
+    "cores.plain.64",
+    "cores.forwarded_over_plain.64",
 ];
 
 impl Report {

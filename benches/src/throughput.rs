@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use litefs_orm::client::Transport;
 use litefs_orm::{ReplicatedActiveModel, ReplicatedDb};
+use sea_orm::ActiveModelTrait;
 
 use crate::Options;
 use crate::cluster::Bench;
@@ -40,24 +41,44 @@ pub(crate) async fn phase(
     writers: usize,
     length: Duration,
 ) -> Result<(f64, u64)> {
+    let db = db.clone();
+    writing(writers, length, move |n| {
+        let db = db.clone();
+        async move {
+            match item::new(n).insert_replicated(&db).await {
+                Ok(_) => Ok(()),
+                Err(e) if e.is_committed() => Ok(()),
+                Err(e) => Err(e.into()),
+            }
+        }
+    })
+    .await
+}
+
+/// `writers` tasks each calling `write` with a fresh number until `length` has passed;
+/// writes per second and writes made.
+pub(crate) async fn writing<F, Fut>(
+    writers: usize,
+    length: Duration,
+    write: F,
+) -> Result<(f64, u64)>
+where
+    F: Fn(u64) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<()>> + Send,
+{
     static NEXT: AtomicU64 = AtomicU64::new(1_000_000);
     let done = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let deadline = start + length;
     let tasks: Vec<_> = (0..writers)
         .map(|_| {
-            let (db, done) = (db.clone(), done.clone());
+            let (write, done) = (write.clone(), done.clone());
             tokio::spawn(async move {
                 while Instant::now() < deadline {
-                    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-                    match item::new(n).insert_replicated(&db).await {
-                        Ok(_) => {}
-                        Err(e) if e.is_committed() => {}
-                        Err(e) => return Err(e),
-                    }
+                    write(NEXT.fetch_add(1, Ordering::Relaxed)).await?;
                     done.fetch_add(1, Ordering::Relaxed);
                 }
-                Ok::<_, litefs_orm::Error>(())
+                Ok::<_, anyhow::Error>(())
             })
         })
         .collect();
@@ -139,6 +160,25 @@ pub async fn run(bench: &Bench, opts: &Options, report: &mut Report) -> Result<(
         }
     }
     litefs_orm::__private::set_group_commit(true);
+    // What an app without this library writes through: plain SeaORM on the primary's file.
+    let url = format!("sqlite://{}?mode=rwc", bench.litefs.db_path(0).display());
+    let plain = sea_orm::Database::connect(&url).await?;
+    bench.reset().await?;
+    let measured = writing(64, opts.phase, move |n| {
+        let plain = plain.clone();
+        async move {
+            item::new(n).insert(&plain).await?;
+            Ok(())
+        }
+    })
+    .await;
+    most_rows = most_rows.max(bench.rows().await?);
+    report.add(
+        "tput.plain.64",
+        "throughput, 64 writers, plain SeaORM on the primary's file (a pool, one transaction per insert)",
+        measured?.0,
+        Unit::PerSec,
+    );
     litefs_orm::__private::set_coalescing(false);
     for writers in [16, 64] {
         bench.reset().await?;
@@ -195,6 +235,11 @@ pub async fn run(bench: &Bench, opts: &Options, report: &mut Report) -> Result<(
             "tput.forwarded_no_wait_over_local.64",
             "64 writers, replication paused: forwarded without the wait / local",
             get("tput.gc.forwarded_no_wait.64") / get("tput.gc.local_paused.64"),
+        ),
+        (
+            "tput.forwarded_over_plain.64",
+            "64 writers: forwarded (from the replica) / plain SeaORM on the primary",
+            get("tput.gc.forwarded.64") / get("tput.plain.64"),
         ),
         (
             "tput.coalescing_gain.16",
