@@ -216,8 +216,8 @@ impl Attempts {
                 maybe_committed: maybe_committed || uncertain.is_some(),
                 attempts,
             },
-            // Answers from a primary that looked the key up before running the call: its
-            // history does not hold this call's write. And a commit is a commit.
+            // Answers from a primary that found no record of the key after the call failed:
+            // its history does not hold this call's write. And a commit is a commit.
             (
                 e @ (Error::Rejected(_)
                 | Error::Operation { .. }
