@@ -193,17 +193,19 @@ pub async fn run(bench: &Bench, opts: &Options, report: &mut Report) -> Result<(
         let forwarded = forward(bench, i, &mut round).await;
         bench.litefs.resume_replication();
         let txid = forwarded?;
-        bench.litefs.sync().await?;
-        bench.litefs.pause_replication();
-        let unkeyed = forward_unkeyed(bench, i).await;
-        bench.litefs.resume_replication();
-        round.handler_unkeyed.push(unkeyed?);
         let start = Instant::now();
         tracker
             .wait_for(txid, TIMEOUT)
             .await
             .map_err(|t| anyhow::anyhow!("the replica stayed at {:?}", t.last))?;
         round.wait.push(start.elapsed());
+
+        // After the wait: its sync would replicate the keyed forward before the wait began.
+        bench.litefs.sync().await?;
+        bench.litefs.pause_replication();
+        let unkeyed = forward_unkeyed(bench, i).await;
+        bench.litefs.resume_replication();
+        round.handler_unkeyed.push(unkeyed?);
 
         bench.litefs.sync().await?;
         let start = Instant::now();
