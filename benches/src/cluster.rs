@@ -146,20 +146,7 @@ impl Bench {
             .iter()
             .map(|l| l.local_addr().map(|a| a.to_string()))
             .collect::<std::io::Result<_>>()?;
-        // The role comes from `.primary`: no `/events` stream costs CPU per commit.
-        let litefs = Cluster::start(
-            ClusterOptions::default()
-                .nodes(2)
-                .hostnames(hostnames)
-                .http_api(false)
-                .journal_mode(JournalMode::Wal),
-        )
-        .await
-        .context("starting the LiteFS stand-in")?;
-        let mut setup = sqlx::SqliteConnection::connect_with(&litefs.connect_options(0)).await?;
-        sqlx::raw_sql(item::SCHEMA).execute(&mut setup).await?;
-        setup.close().await?;
-        litefs.sync().await.context("replicating the schema")?;
+        let litefs = stand_in(hostnames).await?;
 
         let handler = Recorder::default();
         let transport = Arc::new(TimedTransport {
@@ -269,4 +256,24 @@ pub async fn clear(primary: &ReplicatedDb) -> Result<()> {
         Err(e) if !e.to_string().contains("no such table") => Err(e.into()),
         _ => Ok(()),
     }
+}
+
+/// The LiteFS stand-in for two nodes named `hostnames` (their routers' addresses), in WAL,
+/// with the benchmark's table created on the primary and replicated.
+pub async fn stand_in(hostnames: Vec<String>) -> Result<Cluster> {
+    // The role comes from `.primary`: no `/events` stream costs CPU per commit.
+    let litefs = Cluster::start(
+        ClusterOptions::default()
+            .nodes(2)
+            .hostnames(hostnames)
+            .http_api(false)
+            .journal_mode(JournalMode::Wal),
+    )
+    .await
+    .context("starting the LiteFS stand-in")?;
+    let mut setup = sqlx::SqliteConnection::connect_with(&litefs.connect_options(0)).await?;
+    sqlx::raw_sql(item::SCHEMA).execute(&mut setup).await?;
+    setup.close().await?;
+    litefs.sync().await.context("replicating the schema")?;
+    Ok(litefs)
 }

@@ -11,22 +11,21 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
-use litefs_orm::testkit::{Cluster, ClusterOptions, JournalMode};
+use litefs_orm::testkit::Cluster;
 use litefs_orm::{Config, ReplicatedDb};
 use nix::errno::Errno;
 use nix::sched::{CpuSet, sched_setaffinity};
 use nix::unistd::Pid;
-use sea_orm::sqlx::{self, Connection};
+use sea_orm::ActiveModelTrait;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::net::TcpListener;
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 use crate::Options;
-use crate::cluster::{SECRET, clear, registry};
+use crate::cluster::{SECRET, clear, registry, stand_in};
 use crate::entity::item;
 use crate::report::{Report, Unit};
 use crate::throughput::{phase, writing};
-use sea_orm::ActiveModelTrait;
 
 /// The argument that makes the bench binary a replica node serving this section:
 /// `--replica-node <mount> <core>`.
@@ -186,19 +185,7 @@ pub async fn run(opts: &Options, report: &mut Report) -> Result<()> {
     );
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let primary_host = listener.local_addr()?.to_string();
-    let litefs = Cluster::start(
-        ClusterOptions::default()
-            .nodes(2)
-            .hostnames([primary_host, "127.0.0.1:1".to_owned()])
-            .http_api(false)
-            .journal_mode(JournalMode::Wal),
-    )
-    .await
-    .context("starting the LiteFS stand-in")?;
-    let mut setup = sqlx::SqliteConnection::connect_with(&litefs.connect_options(0)).await?;
-    sqlx::raw_sql(item::SCHEMA).execute(&mut setup).await?;
-    setup.close().await?;
-    litefs.sync().await.context("replicating the schema")?;
+    let litefs = stand_in(vec![primary_host, "127.0.0.1:1".to_owned()]).await?;
 
     pin_this_process(0)?;
     let measured = measure(opts, &litefs, listener, report).await;

@@ -204,17 +204,7 @@ async fn a_keyed_call_that_fails_answers_its_own_error_every_time_and_records_no
         let body: ErrorBody = refused.json().await.unwrap();
         assert_eq!(body.code, ErrorCode::Rejected);
     }
-    let table = litefs_orm::IDEMPOTENCY_TABLE;
-    let recorded = c
-        .db(0)
-        .query_one_raw(Statement::from_string(
-            DbBackend::Sqlite,
-            format!("SELECT count(*) FROM {table} WHERE key = 'k-fails'"),
-        ))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(recorded.try_get_by_index::<i64>(0).unwrap(), 0);
+    assert_eq!(records(c.db(0), "key = 'k-fails'").await, 0);
 }
 
 #[tokio::test]
@@ -232,17 +222,21 @@ async fn the_record_of_a_key_replicates_with_its_write() {
         .insert_replicated(c.db(2))
         .await
         .unwrap();
+    assert_eq!(records(c.db(2), "1").await, 1);
+}
+
+/// Idempotency records on node `db` matching the SQL condition `filter`.
+async fn records(db: &ReplicatedDb, filter: &str) -> i64 {
     let table = litefs_orm::IDEMPOTENCY_TABLE;
-    let row = c
-        .db(2)
+    let row = db
         .query_one_raw(Statement::from_string(
             DbBackend::Sqlite,
-            format!("SELECT count(*) FROM {table}"),
+            format!("SELECT count(*) FROM {table} WHERE {filter}"),
         ))
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(row.try_get_by_index::<i64>(0).unwrap(), 1);
+    row.try_get_by_index(0).unwrap()
 }
 
 /// Polls `check` every 10 ms for up to 5 s.
