@@ -81,12 +81,18 @@ async fn finish_failover(test: &str, d: &Deployment, load: Load) -> (i64, Vec<Vi
     (total, views)
 }
 
+/// Clients viewing [`PAGE`] on n2 and n3, once each has had its first views acknowledged.
+async fn load_on_the_replicas(d: &Deployment) -> Load {
+    let load = Load::start(PAGE, &[(1, d.url(1)), (2, d.url(2))]);
+    load.wait_for_acks(Phase::Before, ACKS_PER_NODE).await;
+    load
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sigkilled_primary_and_a_promoted_replica_lose_and_duplicate_no_acknowledged_view() {
     let _serial = SERIAL.lock().await;
     let mut d = Deployment::start("sigkill", Duration::from_secs(5)).await;
-    let load = Load::start(PAGE, &[(1, d.url(1)), (2, d.url(2))]);
-    load.wait_for_acks(Phase::Before, ACKS_PER_NODE).await;
+    let load = load_on_the_replicas(&d).await;
 
     // Forwarded views in flight lose their answer; new ones find nobody listening and are
     // retried by the replicas until n2 is promoted.
@@ -126,8 +132,7 @@ async fn a_sigkilled_primary_and_a_promoted_replica_lose_and_duplicate_no_acknow
 async fn views_sent_while_no_primary_is_known_wait_for_the_election_and_count_once() {
     let _serial = SERIAL.lock().await;
     let mut d = Deployment::start("no-primary", Duration::from_secs(5)).await;
-    let load = Load::start(PAGE, &[(1, d.url(1)), (2, d.url(2))]);
-    load.wait_for_acks(Phase::Before, ACKS_PER_NODE).await;
+    let load = load_on_the_replicas(&d).await;
 
     // n1 dies and its lease lapses: for a while no node is primary (`.primary` gone
     // everywhere, `/events` says so), then n2 wins the election. Views sent meanwhile wait
@@ -159,8 +164,7 @@ async fn views_a_sigkilled_primary_committed_but_never_answered_are_neither_lost
     };
     let mut d = Deployment::start_with("unanswered", setup).await;
     let client = reqwest::Client::new();
-    let load = Load::start(PAGE, &[(1, d.url(1)), (2, d.url(2))]);
-    load.wait_for_acks(Phase::Before, ACKS_PER_NODE).await;
+    let load = load_on_the_replicas(&d).await;
 
     // n1's answers are held back until each replica has views n1 committed and did not
     // answer (the replicas' other views queue behind those requests, unsent); then n1 dies
@@ -196,8 +200,7 @@ async fn connections_reset_after_the_request_lose_and_duplicate_no_acknowledged_
     };
     let d = Deployment::start_with("resets", setup).await;
     let client = reqwest::Client::new();
-    let load = Load::start(PAGE, &[(1, d.url(1)), (2, d.url(2))]);
-    load.wait_for_acks(Phase::Before, ACKS_PER_NODE).await;
+    let load = load_on_the_replicas(&d).await;
 
     // Every forwarded view reaches the primary, which runs it; its answer is replaced by a
     // reset, until enough have been.
