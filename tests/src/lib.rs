@@ -1,6 +1,7 @@
 //! Shared support for the workspace's integration tests: entities, and clusters of real
 //! `ReplicatedDb` nodes serving their routers over loopback HTTP on the LiteFS stand-in.
 
+pub mod endpoint;
 pub mod entities;
 pub mod operations;
 pub mod proxy;

@@ -86,6 +86,7 @@
 mod cluster;
 mod control;
 mod copy;
+mod dump;
 mod error;
 mod files;
 mod http;
@@ -101,5 +102,6 @@ mod worker;
 mod tests;
 
 pub use cluster::Cluster;
+pub use dump::dump;
 pub use error::{Error, Result};
 pub use options::{ClusterOptions, JournalMode};

@@ -1,6 +1,7 @@
 //! Tests of the stand-in itself, on real SQLite files in temporary directories.
 
 mod copy;
+mod dump;
 mod http;
 mod latency;
 mod position;
