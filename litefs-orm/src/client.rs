@@ -68,15 +68,28 @@ impl HttpTransport {
         }
         match serde_json::from_slice::<ErrorBody>(&bytes) {
             Ok(err) => Err(error_from_body(err)),
-            Err(_) => Err(Error::Protocol(format!(
-                "{url} answered {status}: {}",
-                String::from_utf8_lossy(&bytes)
-                    .chars()
-                    .take(200)
-                    .collect::<String>()
-            ))),
+            Err(_) => Err(foreign_answer(url, status, &bytes)),
         }
     }
+}
+
+/// An error answer that litefs-orm's endpoint did not write: a gateway or proxy between the
+/// nodes, or a layer of the primary's app, answered instead. A timeout (408) or a server
+/// error (5xx) may come after the endpoint ran the request, so the write's fate is unknown
+/// and the call is retried under its idempotency key; any other status refused the request
+/// before it reached the endpoint (a missing route, a body limit), so nothing was written.
+fn foreign_answer(url: &str, status: reqwest::StatusCode, body: &[u8]) -> Error {
+    let text: String = String::from_utf8_lossy(body).chars().take(200).collect();
+    let message = format!("answered {status}, not as litefs-orm's endpoint: {text}");
+    if status == reqwest::StatusCode::REQUEST_TIMEOUT || status.is_server_error() {
+        return Error::Transport {
+            url: url.to_owned(),
+            message,
+            maybe_committed: true,
+            attempts: 1,
+        };
+    }
+    Error::Protocol(format!("{url} {message}"))
 }
 
 impl Transport for HttpTransport {
@@ -145,7 +158,39 @@ pub(crate) fn error_from_body(body: ErrorBody) -> Error {
 
 #[cfg(test)]
 mod tests {
-    use super::url_path;
+    use super::{Error, foreign_answer, url_path};
+    use reqwest::StatusCode;
+
+    const URL: &str = "http://n1:8080/litefs-orm/v1/write";
+
+    fn maybe_committed(e: &Error) -> Option<bool> {
+        match e {
+            Error::Transport {
+                maybe_committed, ..
+            } => Some(*maybe_committed),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_gateway_error_leaves_the_write_of_unknown_fate() {
+        for status in [502, 503, 504, 500, 408] {
+            let status = StatusCode::from_u16(status).unwrap();
+            let e = foreign_answer(URL, status, b"upstream request timeout");
+            assert_eq!(maybe_committed(&e), Some(true), "{status}: {e}");
+            assert!(e.to_string().contains("upstream request timeout"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_foreign_refusal_says_nothing_was_written() {
+        for status in [404, 405, 413, 401] {
+            let status = StatusCode::from_u16(status).unwrap();
+            let e = foreign_answer(URL, status, b"<html>not here</html>");
+            assert!(matches!(e, Error::Protocol(_)), "{status}: {e:?}");
+            assert!(!e.may_be_committed());
+        }
+    }
 
     #[test]
     fn the_signed_path_is_the_url_path() {

@@ -30,8 +30,9 @@ pub enum Error {
         /// How long the call waited for one.
         waited: Duration,
     },
-    /// The primary could not be reached, or the connection failed mid-request, until the
-    /// write's deadline.
+    /// The primary could not be reached, the connection failed mid-request, or something
+    /// other than litefs-orm's endpoint (a gateway, a layer of the primary's app) answered
+    /// with a timeout or server error — until the write's deadline.
     #[error("forwarding to the primary at {url} failed after {attempts} attempt(s) ({}): {message}", transport_outcome(*.maybe_committed, *.attempts))]
     Transport {
         /// The primary's RPC URL.

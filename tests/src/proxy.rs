@@ -1,5 +1,5 @@
-//! A fault-injecting TCP proxy for tests: added latency, dropped connections, a reset after
-//! the request was sent, a stalled response. Tests put it between a replica and the primary.
+//! A fault-injecting TCP proxy for tests: added latency, dropped connections, a reset or a
+//! gateway's error answer after the request was sent, a stalled response. Tests put it between a replica and the primary.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,27 +23,37 @@ pub enum Fault {
     /// Deliver the request to the upstream, then reset the client's connection instead of
     /// passing the answer back: the request ran, the caller cannot know.
     ResetAfterRequest,
+    /// Deliver the request to the upstream, then answer the client as a gateway that gave
+    /// up waiting would: `504 Gateway Timeout` with a plain-text body, and close. The
+    /// request ran; the answer does not say so.
+    GatewayTimeoutAfterRequest,
     /// Deliver the request, hold the answer back for as long as the fault lasts.
     Stall,
 }
+
+/// What a gateway answers in place of the upstream's answer under
+/// [`Fault::GatewayTimeoutAfterRequest`].
+const GATEWAY_TIMEOUT: &[u8] = b"HTTP/1.1 504 Gateway Timeout\r\ncontent-type: text/plain\r\n\
+content-length: 24\r\nconnection: close\r\n\r\nupstream request timeout";
 
 /// A proxy on `127.0.0.1:0` in front of one upstream address.
 pub struct FaultProxy {
     addr: SocketAddr,
     fault: watch::Sender<Fault>,
     upstream: Arc<Mutex<SocketAddr>>,
-    resets: Arc<Resets>,
+    replaced: Arc<Replaced>,
     task: JoinHandle<()>,
 }
 
-/// Answers replaced with a reset: those still to reset whatever the fault, and those done.
+/// Answers replaced: resets still to make whatever the fault, and answers replaced so far
+/// (by a reset or a gateway's error).
 #[derive(Default)]
-struct Resets {
+struct Replaced {
     budget: AtomicUsize,
     done: AtomicUsize,
 }
 
-impl Resets {
+impl Replaced {
     /// Takes one reset from the budget, if any is left.
     fn take(&self) -> bool {
         self.budget
@@ -67,18 +77,18 @@ impl FaultProxy {
         let addr = listener.local_addr().unwrap();
         let (fault, _) = watch::channel(Fault::None);
         let upstream = Arc::new(Mutex::new(upstream));
-        let resets = Arc::new(Resets::default());
+        let replaced = Arc::new(Replaced::default());
         let task = tokio::spawn(accept(
             listener,
             fault.subscribe(),
             upstream.clone(),
-            resets.clone(),
+            replaced.clone(),
         ));
         FaultProxy {
             addr,
             fault,
             upstream,
-            resets,
+            replaced,
             task,
         }
     }
@@ -96,7 +106,7 @@ impl FaultProxy {
     /// Resets the connection of the next `n` answers, as [`Fault::ResetAfterRequest`]
     /// does, whatever the fault; later answers pass.
     pub fn reset_next_answers(&self, n: usize) {
-        self.resets.budget.store(n, Ordering::SeqCst);
+        self.replaced.budget.store(n, Ordering::SeqCst);
     }
 
     /// Points the proxy at another upstream (new connections only).
@@ -104,10 +114,10 @@ impl FaultProxy {
         *self.upstream.lock().unwrap() = upstream;
     }
 
-    /// How many answers have been replaced with a reset so far: a test can wait until the
-    /// fault has bitten, whether or not the caller retries.
-    pub fn resets(&self) -> usize {
-        self.resets.done.load(Ordering::SeqCst)
+    /// How many answers have been replaced so far, with a reset or a gateway's error: a test
+    /// can wait until the fault has bitten, whether or not the caller retries.
+    pub fn answers_replaced(&self) -> usize {
+        self.replaced.done.load(Ordering::SeqCst)
     }
 }
 
@@ -115,7 +125,7 @@ async fn accept(
     listener: TcpListener,
     fault: watch::Receiver<Fault>,
     upstream: Arc<Mutex<SocketAddr>>,
-    resets: Arc<Resets>,
+    replaced: Arc<Replaced>,
 ) {
     loop {
         let Ok((client, _)) = listener.accept().await else {
@@ -126,7 +136,7 @@ async fn accept(
             continue;
         }
         let target = *upstream.lock().unwrap();
-        tokio::spawn(relay(client, target, fault.clone(), resets.clone()));
+        tokio::spawn(relay(client, target, fault.clone(), replaced.clone()));
     }
 }
 
@@ -134,7 +144,7 @@ async fn relay(
     client: TcpStream,
     target: SocketAddr,
     fault: watch::Receiver<Fault>,
-    resets: Arc<Resets>,
+    replaced: Arc<Replaced>,
 ) {
     let Ok(server) = TcpStream::connect(target).await else {
         return;
@@ -175,11 +185,18 @@ async fn relay(
             loop {
                 let current = *fault.borrow();
                 let sent = *sent_rx.borrow();
-                if sent && (current == Fault::ResetAfterRequest || resets.take()) {
-                    // The upstream answered, so it ran the request: reset the client's
-                    // connection (RST, through a zero linger) instead of answering.
+                // The upstream answered, so it ran the request.
+                if sent && (current == Fault::ResetAfterRequest || replaced.take()) {
+                    // Reset the client's connection (RST, through a zero linger) instead of
+                    // answering.
                     let _ = client_tx.as_ref().set_zero_linger();
-                    resets.done.fetch_add(1, Ordering::SeqCst);
+                    replaced.done.fetch_add(1, Ordering::SeqCst);
+                    return;
+                }
+                if sent && current == Fault::GatewayTimeoutAfterRequest {
+                    let _ = client_tx.write_all(GATEWAY_TIMEOUT).await;
+                    let _ = client_tx.shutdown().await;
+                    replaced.done.fetch_add(1, Ordering::SeqCst);
                     return;
                 }
                 match current {

@@ -82,3 +82,51 @@ async fn writes_recover_once_the_fault_clears() {
     post::new("after").insert_replicated(c.db(2)).await.unwrap();
     assert_eq!(on_primary(&c, "after").await, 1);
 }
+
+#[tokio::test]
+async fn a_gateway_timeout_after_the_request_is_retried_and_applied_once() {
+    let c = TestCluster::proxied(Duration::from_secs(10)).await;
+    c.proxies[0].set(Fault::GatewayTimeoutAfterRequest);
+    let replica = c.db(1).clone();
+    let insert = tokio::spawn(async move {
+        post::new("behind a gateway")
+            .insert_replicated(&replica)
+            .await
+    });
+    // Let the primary run it and a retry meet the same gateway error before the fault clears.
+    let started = Instant::now();
+    while c.proxies[0].answers_replaced() < 2 {
+        assert!(started.elapsed() < Duration::from_secs(5), "no retry");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    c.proxies[0].set(Fault::None);
+    let saved = insert.await.unwrap().expect("the retry is answered");
+    assert_eq!(on_primary(&c, "behind a gateway").await, 1);
+    assert_eq!(
+        post::Entity::find_by_id(saved.id)
+            .one(c.db(1))
+            .await
+            .unwrap(),
+        Some(saved)
+    );
+}
+
+#[tokio::test]
+async fn gateway_timeouts_until_the_deadline_end_as_maybe_committed() {
+    let c = TestCluster::proxied(Duration::from_millis(800)).await;
+    c.proxies[0].set(Fault::GatewayTimeoutAfterRequest);
+    let err = fails_within_deadline(&c, "gateway deadline").await;
+    assert!(
+        matches!(
+            err,
+            Error::Transport {
+                maybe_committed: true,
+                attempts: 2..,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("504"), "{err}");
+    assert_eq!(on_primary(&c, "gateway deadline").await, 1);
+}

@@ -209,7 +209,7 @@ async fn connections_reset_after_the_request_lose_and_duplicate_no_acknowledged_
         proxy.set(Fault::ResetAfterRequest);
     }
     wait_until(|| async {
-        match d.proxies[0].resets() {
+        match d.proxies[0].answers_replaced() {
             n if n >= RESETS => Ok(()),
             n => Err(format!("{n} answers reset, want {RESETS}")),
         }
@@ -221,7 +221,7 @@ async fn connections_reset_after_the_request_lose_and_duplicate_no_acknowledged_
     load.enter(Phase::After);
     load.wait_for_acks(Phase::After, ACKS_PER_NODE).await;
     let views = load.stop().await;
-    eprintln!("resets: {} answers reset", d.proxies[0].resets());
+    eprintln!("resets: {} answers reset", d.proxies[0].answers_replaced());
 
     d.litefs.sync().await.expect("replicas catch up");
     let total = count_on(&client, d.url(0), PAGE).await;
