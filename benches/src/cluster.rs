@@ -12,7 +12,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use bytes::Bytes;
 use litefs_orm::client::{HttpTransport, Transport};
-use litefs_orm::testkit::{Cluster, ClusterOptions, JournalMode};
+use litefs_orm::testkit::{Cluster, ClusterOptions, JournalMode, ReplicaWrites};
 use litefs_orm::{Config, Registry, ReplicatedDb};
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sea_orm::sqlx::{self, Connection};
@@ -261,13 +261,16 @@ pub async fn clear(primary: &ReplicatedDb) -> Result<()> {
 /// The LiteFS stand-in for two nodes named `hostnames` (their routers' addresses), in WAL,
 /// with the benchmark's table created on the primary and replicated.
 pub async fn stand_in(hostnames: Vec<String>) -> Result<Cluster> {
-    // The role comes from `.primary`: no `/events` stream costs CPU per commit.
+    // The role comes from `.primary`: no `/events` stream costs CPU per commit. Plain
+    // directories, no FUSE mount: the bench measures litefs-orm's costs, and the stand-in's
+    // mount would add its own to every file access of both sides.
     let litefs = Cluster::start(
         ClusterOptions::default()
             .nodes(2)
             .hostnames(hostnames)
             .http_api(false)
-            .journal_mode(JournalMode::Wal),
+            .journal_mode(JournalMode::Wal)
+            .replica_writes(ReplicaWrites::Detected),
     )
     .await
     .context("starting the LiteFS stand-in")?;

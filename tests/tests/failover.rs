@@ -136,3 +136,32 @@ async fn a_replica_that_lost_its_primary_is_not_taken_for_one() {
     assert_eq!(c.db(1).role(), Role::NoPrimary);
     assert_ne!(c.db(0).role(), Role::Primary);
 }
+
+#[tokio::test]
+async fn a_write_on_a_primary_demoted_before_it_noticed_lands_once_on_the_new_primary() {
+    // Roles from `.primary`, re-read every 250 ms: right after the switch node 0 still
+    // believes it is the primary and writes locally; its replica refuses the write inside
+    // SQLite, and the call goes to node 1 instead.
+    let c = TestCluster::start_with(Setup {
+        http_api: false,
+        ..Setup::default()
+    })
+    .await;
+    c.litefs.switch_primary(1).await;
+    let saved = post::new("demoted unawares")
+        .insert_replicated(c.db(0))
+        .await
+        .unwrap();
+    c.litefs.sync().await.unwrap();
+    for node in 0..3 {
+        let found = post::Entity::find()
+            .all(c.db(node))
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|p| p.title == "demoted unawares")
+            .collect::<Vec<_>>();
+        assert_eq!(found, vec![saved.clone()], "node {node}");
+    }
+    assert_eq!(c.litefs.replica_writes_detected(), 0);
+}

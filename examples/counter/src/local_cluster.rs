@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{Context, bail, ensure};
-use litefs_orm::testkit::{Cluster, ClusterOptions};
+use litefs_orm::testkit::{Cluster, ClusterOptions, ReplicaWrites};
 use litefs_orm::{Config, ReplicatedDb};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -53,7 +53,10 @@ pub async fn run(nodes: usize, base: SocketAddr, shutdown: Shutdown) -> anyhow::
     let litefs = Cluster::start(
         ClusterOptions::default()
             .nodes(nodes)
-            .hostnames(hostnames.clone()),
+            .hostnames(hostnames.clone())
+            // Replicas refuse raw writes through FUSE where this can mount it (as root);
+            // elsewhere they are only detected.
+            .replica_writes(ReplicaWrites::best_available()),
     )
     .await
     .context("starting the LiteFS stand-in")?;

@@ -9,7 +9,7 @@ mod note;
 
 use std::time::Instant;
 
-use litefs_orm::testkit::{Cluster, ClusterOptions};
+use litefs_orm::testkit::{Cluster, ClusterOptions, ReplicaWrites};
 use litefs_orm::{Config, Registry, Replicated, ReplicatedActiveModel, ReplicatedDb};
 use sea_orm::ActiveValue::Set;
 use sea_orm::{ConnectionTrait, EntityTrait};
@@ -32,7 +32,8 @@ async fn main() -> anyhow::Result<()> {
     let litefs = Cluster::start(
         ClusterOptions::default()
             .nodes(2)
-            .hostnames(hostnames.clone()),
+            .hostnames(hostnames.clone())
+            .replica_writes(ReplicaWrites::best_available()),
     )
     .await?;
     println!(

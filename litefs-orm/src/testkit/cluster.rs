@@ -14,7 +14,9 @@ use tokio::sync::{broadcast, watch};
 use super::control::{Inner, Workers};
 use super::error::{Error, Result};
 use super::files::{header_says_wal, write_lag, write_pos, write_primary};
-use super::options::{ClusterOptions, JournalMode};
+use super::fuse;
+use super::fuse::{NodeMount, Trusted};
+use super::options::{ClusterOptions, JournalMode, ReplicaWrites};
 use super::state::{NodeShared, NodeState, PrimaryPos, Role, Shared, lock};
 use super::{http, sync};
 use crate::litefs::{LAG_NEVER_SYNCED_MS, MountPaths, Pos, read_pos};
@@ -42,6 +44,8 @@ pub struct Cluster {
     root: PathBuf,
     journal_mode: JournalMode,
     sync_timeout: Duration,
+    /// The nodes' FUSE mounts: dropped (detached) before the directory holding them.
+    _mounts: Vec<NodeMount>,
     _temp: Option<tempfile::TempDir>,
 }
 
@@ -82,6 +86,19 @@ impl Cluster {
         });
         let stage_dir = root.join(".testkit");
         std::fs::create_dir_all(&stage_dir)?;
+        let trusted = match opts.replica_writes {
+            ReplicaWrites::Refused if !fuse::available() => {
+                return Err(Error::InvalidOptions(
+                    "ReplicaWrites::Refused needs FUSE: /dev/fuse, and root or fusermount3 \
+                     (apt-get install fuse3); elsewhere choose ReplicaWrites::Detected, or \
+                     ReplicaWrites::best_available()"
+                        .into(),
+                ));
+            }
+            ReplicaWrites::Refused => Some(Trusted::new()),
+            ReplicaWrites::Detected => None,
+        };
+        let mut mounts = Vec::new();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("litefs-testkit")
@@ -99,6 +116,19 @@ impl Cluster {
                 .unwrap_or_else(|| dir.clone());
             let paths = MountPaths::new(root.join(&dir), &opts.db_name);
             std::fs::create_dir_all(&paths.mount)?;
+            let writable = Arc::new(AtomicBool::new(i == 0));
+            if let Some(trusted) = &trusted {
+                // The node's files live in the store; its directory shows them through FUSE.
+                let store = stage_dir.join("store").join(&dir);
+                std::fs::create_dir_all(&store)?;
+                mounts.push(NodeMount::start(
+                    &store,
+                    &paths.mount,
+                    &opts.db_name,
+                    writable.clone(),
+                    trusted.clone(),
+                )?);
+            }
             let pos = read_pos(&paths.pos()).unwrap_or_default();
             write_pos(&paths, pos)?;
             let http_addr = if opts.http_api {
@@ -119,6 +149,7 @@ impl Cluster {
                 state,
                 http_addr,
                 replication_error: Mutex::new(None),
+                writable,
             });
         }
         let first = PrimaryPos::initial(1, read_pos(&nodes[0].paths.pos()).unwrap_or_default());
@@ -139,6 +170,7 @@ impl Cluster {
             violations: Mutex::new(Vec::new()),
             flush_requested: AtomicU64::new(0),
             flush_done: AtomicU64::new(0),
+            trusted,
         });
         for (i, node) in shared.nodes.iter().enumerate() {
             let primary = (i != 0).then_some(shared.nodes[0].hostname.as_str());
@@ -168,6 +200,7 @@ impl Cluster {
             root,
             journal_mode: opts.journal_mode,
             sync_timeout: opts.sync_timeout,
+            _mounts: mounts,
             _temp: temp,
         };
         cluster

@@ -73,10 +73,10 @@ impl Inner {
         self.shared
             .primary_pos
             .send_replace(PrimaryPos::initial(generation, pos));
-        *lock(&self.shared.role) = Role {
+        self.shared.set_role(Role {
             primary: Some(to),
             generation,
-        };
+        });
         if let Err(e) = self.start_watcher(&mut w).await {
             tracing::error!("testkit: cannot start the watcher on node {to}: {e}");
         }
@@ -104,10 +104,10 @@ impl Inner {
             return;
         };
         self.stop_workers(&mut w).await;
-        *lock(&self.shared.role) = Role {
+        self.shared.set_role(Role {
             primary: None,
             generation: old.generation + 1,
-        };
+        });
         let node = &self.shared.nodes[old_primary];
         lock(&node.state).last_contact = Some(Instant::now());
         if let Err(e) = write_lag(&node.paths, 1) {

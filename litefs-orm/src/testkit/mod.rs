@@ -6,6 +6,15 @@
 //! ordinary SQLite connections and never talks to the stand-in; the stand-in, running in the
 //! test process, keeps the LiteFS files true to what the app did:
 //!
+//! - **Writes on a replica fail** as on LiteFS: each node directory is a FUSE mount served by
+//!   the stand-in (over `<root>/.testkit/store/<node>`), which answers `EACCES` — LiteFS's
+//!   answer — when the app creates a replica's `<db>-journal` or writes, truncates, renames or
+//!   removes its `<db>` or `<db>-wal`. SQLite reports `attempt to write a readonly database`
+//!   (`SQLITE_READONLY`, 8) in rollback journal modes and `disk I/O error` (`SQLITE_IOERR`,
+//!   10) in WAL mode. A connection opened before a role change follows it: a promoted
+//!   replica's connections write, a demoted primary's fail. This needs `/dev/fuse` and root;
+//!   elsewhere choose [`ReplicaWrites::Detected`] (see below).
+//!
 //! - **`<db>-pos`** (34 bytes, `%016x/%016x\n`). On the primary, a watcher thread polls
 //!   `PRAGMA data_version` on its own connection every
 //!   [`poll_interval`](ClusterOptions::poll_interval) (500 µs by default). When it moved, the
@@ -35,10 +44,13 @@
 //!   grow, and a bump observed after a commit always covers it.
 //! - **The checksum is not a page checksum**: it is splitmix64 of the TXID, deterministic and
 //!   copied as-is to the replicas.
-//! - **Writes on a replica are detected, not failed.** A plain file cannot refuse writes
-//!   without FUSE. Real LiteFS fails them with `SQLITE_IOERR` (10, WAL mode) or
-//!   `SQLITE_READONLY` (8, rollback modes); the stand-in notices them (`data_version` of its
-//!   replication connection moved), logs them with `tracing::error!`, counts them
+//! - **The mount passes files through**; it is no LiteFS file system (no LTX files, no HALT
+//!   lock, no write-through of `-pos`). The stand-in's own replication connections are let
+//!   write a replica: each makes itself known to the mount when it opens, and the mount
+//!   trusts the thread that sqlx runs it on. Files other than `-shm` bypass the page cache.
+//! - **With [`ReplicaWrites::Detected`]** (no FUSE) writes on a replica are let through to a
+//!   plain directory; the stand-in notices them (`data_version` of its replication
+//!   connection moved), logs them with `tracing::error!`, counts them
 //!   ([`Cluster::replica_writes_detected`]) and overwrites them at the next sync.
 //! - **Whole-database logical copy per sync**, not page-level LTX files: tables, indexes,
 //!   views, triggers, rows with their rowids, `sqlite_sequence` and `user_version`. Virtual
@@ -89,6 +101,7 @@ mod copy;
 mod dump;
 mod error;
 mod files;
+mod fuse;
 mod http;
 mod options;
 mod replicator;
@@ -104,4 +117,4 @@ mod tests;
 pub use cluster::Cluster;
 pub use dump::dump;
 pub use error::{Error, Result};
-pub use options::{ClusterOptions, JournalMode};
+pub use options::{ClusterOptions, JournalMode, ReplicaWrites};

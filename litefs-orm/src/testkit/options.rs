@@ -84,6 +84,43 @@ pub struct ClusterOptions {
     /// `n1`, `n2`, ... Tests on one machine often use each node's app address instead, so
     /// the primary URL template is just `http://{primary}`.
     pub hostnames: Vec<String>,
+    /// What an app's write to a replica's database meets. Default:
+    /// [`ReplicaWrites::Refused`], as on LiteFS.
+    pub replica_writes: ReplicaWrites,
+}
+
+/// What an app's write to a replica's database meets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReplicaWrites {
+    /// Refused as LiteFS refuses it: each node's directory is a FUSE mount of the stand-in's,
+    /// which answers `EACCES` to the app's writes to a replica's database files, so SQLite
+    /// fails them with `SQLITE_READONLY` (8) in rollback journal modes and `SQLITE_IOERR`
+    /// (10) in WAL mode. Needs `/dev/fuse`, and root or `fusermount3` (Debian's `fuse3`).
+    #[default]
+    Refused,
+    /// Let through to a plain directory, then noticed, counted
+    /// ([`Cluster::replica_writes_detected`](super::Cluster::replica_writes_detected)) and
+    /// overwritten at the next sync. For machines without FUSE.
+    Detected,
+}
+
+impl ReplicaWrites {
+    /// [`Refused`](Self::Refused) where this process can mount FUSE, else
+    /// [`Detected`](Self::Detected): for a demo that should run anywhere.
+    ///
+    /// ```
+    /// use litefs_orm::testkit::{ClusterOptions, ReplicaWrites};
+    ///
+    /// let opts = ClusterOptions::default().replica_writes(ReplicaWrites::best_available());
+    /// assert!(matches!(opts.replica_writes, ReplicaWrites::Refused | ReplicaWrites::Detected));
+    /// ```
+    pub fn best_available() -> ReplicaWrites {
+        match super::fuse::available() {
+            true => ReplicaWrites::Refused,
+            false => ReplicaWrites::Detected,
+        }
+    }
 }
 
 impl Default for ClusterOptions {
@@ -97,6 +134,7 @@ impl Default for ClusterOptions {
             root: None,
             sync_timeout: Duration::from_secs(10),
             hostnames: Vec::new(),
+            replica_writes: ReplicaWrites::default(),
         }
     }
 }
@@ -136,6 +174,11 @@ impl ClusterOptions {
     /// Sets [`root`](Self::root).
     pub fn root(mut self, root: impl Into<PathBuf>) -> Self {
         self.root = Some(root.into());
+        self
+    }
+    /// Sets [`replica_writes`](Self::replica_writes).
+    pub fn replica_writes(mut self, replica_writes: ReplicaWrites) -> Self {
+        self.replica_writes = replica_writes;
         self
     }
     /// Sets [`sync_timeout`](Self::sync_timeout).

@@ -14,6 +14,7 @@ use tokio::sync::oneshot;
 
 use super::copy::{CopyCache, copy_database};
 use super::files::{has_header, header_says_wal, write_lag, write_pos};
+use super::fuse::trust_connection;
 use super::options::JournalMode;
 use super::sqlite::{SqlResult, close, data_version, exec, exec_static, open, retry, ro_uri};
 use super::state::{PrimaryPos, Role, Shared, lock};
@@ -132,6 +133,10 @@ impl Replica {
             let db = &self.shared.nodes[self.index].paths.db;
             let existed = db.exists();
             let mut conn = open(db, true, false).await?;
+            if let Some(trusted) = &self.shared.trusted {
+                let mount = &self.shared.nodes[self.index].paths.mount;
+                trust_connection(&mut conn, trusted, mount).await?;
+            }
             let mode: String =
                 retry!(sqlx::query_scalar("PRAGMA main.journal_mode").fetch_one(&mut conn))?;
             let want = self.shared.journal_mode;

@@ -3,11 +3,12 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{broadcast, watch};
 
+use super::fuse::Trusted;
 use super::options::JournalMode;
 use crate::litefs::{
     EVENT_INIT, EVENT_PRIMARY_CHANGE, EVENT_TX, Event, MountPaths, NodeInfo, Pos, PrimaryEventData,
@@ -37,6 +38,9 @@ pub(crate) struct Shared {
     pub flush_requested: AtomicU64,
     /// The highest request the watcher has answered.
     pub flush_done: AtomicU64,
+    /// With [`ReplicaWrites::Refused`](super::ReplicaWrites::Refused): the replicators'
+    /// threads, which the mounts let write a replica.
+    pub trusted: Option<Arc<Trusted>>,
 }
 
 /// Which node is primary; `generation` grows at every role change.
@@ -82,6 +86,8 @@ pub(crate) struct NodeShared {
     /// The replicator's last failure, until it next applies a snapshot: `sync` names it when
     /// it times out.
     pub replication_error: Mutex<Option<String>>,
+    /// True while this node is the primary: its mount lets the app write the database.
+    pub writable: Arc<AtomicBool>,
 }
 
 /// Replication state of one node.
@@ -99,6 +105,17 @@ pub(crate) struct NodeState {
 impl Shared {
     pub fn role(&self) -> Role {
         *lock(&self.role)
+    }
+
+    /// Makes `role` the cluster's: from now on only its primary's mount takes the app's
+    /// writes.
+    pub fn set_role(&self, role: Role) {
+        let mut current = lock(&self.role);
+        for (i, node) in self.nodes.iter().enumerate() {
+            node.writable
+                .store(role.primary == Some(i), Ordering::SeqCst);
+        }
+        *current = role;
     }
 
     pub fn delay(&self) -> Duration {

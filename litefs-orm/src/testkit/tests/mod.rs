@@ -5,6 +5,7 @@ mod dump;
 mod http;
 mod latency;
 mod position;
+mod replica_writes;
 mod replication;
 mod roles;
 

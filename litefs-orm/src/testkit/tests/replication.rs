@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use super::{connect, count, exec, lag, wait_until, with_table};
 use crate::litefs::LAG_NEVER_SYNCED_MS;
-use crate::testkit::{ClusterOptions, Error, JournalMode};
+use crate::testkit::{ClusterOptions, Error, JournalMode, ReplicaWrites};
 
 fn opts() -> ClusterOptions {
     ClusterOptions::default().nodes(3).http_api(false)
@@ -136,8 +136,8 @@ async fn replica_has_never_synced_lag_until_the_primary_database_exists() {
 }
 
 #[tokio::test]
-async fn write_made_directly_to_a_replica_is_detected_and_overwritten() {
-    let (c, _conn) = with_table(opts()).await;
+async fn without_fuse_a_write_made_directly_to_a_replica_is_detected_and_overwritten() {
+    let (c, _conn) = with_table(opts().replica_writes(ReplicaWrites::Detected)).await;
     let mut replica = connect(&c, 1).await;
     assert_eq!(c.replica_writes_detected(), 0);
     exec(&mut replica, "INSERT INTO t (v) VALUES ('rogue')").await;
