@@ -345,7 +345,9 @@ impl Cluster {
         self.on_rt(async move { inner.lose_primary().await }).await;
     }
 
-    /// How many writes made directly to a replica's file were detected.
+    /// How many writes made directly to a replica's file were detected: with
+    /// [`ReplicaWrites::Detected`]; with [`ReplicaWrites::Refused`] (the default) the mount
+    /// refuses them, and none lands to be detected.
     pub fn replica_writes_detected(&self) -> usize {
         lock(&self.inner.shared.violations).len()
     }
