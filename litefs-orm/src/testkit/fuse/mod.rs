@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use fuser::{BackgroundSession, Config, MountOption};
 use sea_orm::sqlx::{self, sqlite::SqliteConnection};
 
-use super::sqlite::{SqlResult, exec};
+use super::sqlite::SqlResult;
 use super::state::lock;
 
 mod passthrough;
@@ -97,10 +97,11 @@ pub(crate) async fn trust_connection(
     mount: &Path,
 ) -> SqlResult<()> {
     let (path, ticket) = trusted.trust_path(mount);
-    let path = path.display().to_string().replace('\'', "''");
-    let attach = format!("ATTACH DATABASE '{path}' AS litefs_testkit_trust");
     // The attach fails: the mount refuses to create that file once it has seen the name.
-    let _ = exec(conn, attach).await;
+    let _ = sqlx::query("ATTACH DATABASE ? AS litefs_testkit_trust")
+        .bind(path.display().to_string())
+        .execute(&mut *conn)
+        .await;
     match trusted.granted(ticket) {
         true => Ok(()),
         false => Err(sqlx::Error::Protocol(format!(

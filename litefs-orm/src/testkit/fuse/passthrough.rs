@@ -31,9 +31,11 @@ struct Handle {
 
 pub(super) struct PassThrough {
     store: PathBuf,
-    /// `<db>`, `<db>-journal`, `<db>-wal`.
-    guarded: [OsString; 3],
+    /// `<db>`, `<db>-journal`, `<db>-wal`: what LiteFS guards on a replica.
+    db: OsString,
     journal: OsString,
+    wal: OsString,
+    /// `<db>-shm`: written by readers too, and mapped shared.
     shm: OsString,
     primary: Arc<AtomicBool>,
     trusted: Arc<Trusted>,
@@ -56,9 +58,9 @@ impl PassThrough {
     ) -> PassThrough {
         PassThrough {
             store: store.to_owned(),
-            guarded: [db.to_owned(), format!("{db}-journal"), format!("{db}-wal")]
-                .map(OsString::from),
+            db: OsString::from(db),
             journal: OsString::from(format!("{db}-journal")),
+            wal: OsString::from(format!("{db}-wal")),
             shm: OsString::from(format!("{db}-shm")),
             primary,
             trusted,
@@ -89,10 +91,7 @@ impl PassThrough {
             mtime: time(meta.mtime(), meta.mtime_nsec()),
             ctime: time(meta.ctime(), meta.ctime_nsec()),
             crtime: SystemTime::UNIX_EPOCH,
-            kind: match meta.is_dir() {
-                true => FileType::Directory,
-                false => FileType::RegularFile,
-            },
+            kind: kind(meta),
             perm: (meta.mode() & 0o7777) as u16,
             nlink: meta.nlink() as u32,
             uid: meta.uid(),
@@ -103,14 +102,7 @@ impl PassThrough {
         }
     }
 
-    /// The store path of `ino` (the root, or a file seen by a look-up).
-    fn path(&self, ino: u64) -> Option<PathBuf> {
-        if ino == ROOT {
-            return Some(self.store.clone());
-        }
-        lock(&self.names).get(&ino).map(|n| self.store.join(n))
-    }
-
+    /// The name of file `ino`, as a look-up last saw it.
     fn name_of(&self, ino: u64) -> Option<OsString> {
         lock(&self.names).get(&ino).cloned()
     }
@@ -126,9 +118,8 @@ impl PassThrough {
     /// Whether `req` may change file `name`: always on the primary, from a trusted thread,
     /// or for a file LiteFS does not guard.
     fn may_write(&self, req: &Request, name: &OsStr) -> bool {
-        self.primary.load(Ordering::SeqCst)
-            || !self.guarded.iter().any(|g| g == name)
-            || self.trusted.trusts(req.pid())
+        let guarded = name == self.db || name == self.journal || name == self.wal;
+        self.primary.load(Ordering::SeqCst) || !guarded || self.trusted.trusts(req.pid())
     }
 
     fn handle(&self, fh: FileHandle) -> Option<Arc<Handle>> {
@@ -175,7 +166,14 @@ const O_EXCL: i32 = 0o200;
 const O_TRUNC: i32 = 0o1000;
 
 fn errno(e: &io::Error) -> Errno {
-    Errno::from_i32(e.raw_os_error().unwrap_or(5))
+    e.raw_os_error().map_or(Errno::EIO, Errno::from_i32)
+}
+
+fn kind(meta: &std::fs::Metadata) -> FileType {
+    match meta.is_dir() {
+        true => FileType::Directory,
+        false => FileType::RegularFile,
+    }
 }
 
 impl fuser::Filesystem for PassThrough {
@@ -193,10 +191,11 @@ impl fuser::Filesystem for PassThrough {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
-        let meta = match fh.and_then(|fh| self.handle(fh)) {
-            Some(h) => h.file.metadata(),
-            None => match self.path(ino.0) {
-                Some(p) => std::fs::symlink_metadata(p),
+        let meta = match (fh.and_then(|fh| self.handle(fh)), ino.0) {
+            (Some(h), _) => h.file.metadata(),
+            (None, ROOT) => std::fs::metadata(&self.store),
+            (None, ino) => match self.name_of(ino) {
+                Some(name) => std::fs::symlink_metadata(self.store.join(name)),
                 None => return reply.error(Errno::ENOENT),
             },
         };
@@ -224,11 +223,11 @@ impl fuser::Filesystem for PassThrough {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        let Some(path) = self.path(ino.0) else {
+        let Some(name) = self.name_of(ino.0) else {
             return reply.error(Errno::ENOENT);
         };
+        let path = self.store.join(&name);
         if let Some(size) = size {
-            let name = self.name_of(ino.0).unwrap_or_default();
             if !self.may_write(req, &name) {
                 return reply.error(Errno::EACCES);
             }
@@ -252,7 +251,7 @@ impl fuser::Filesystem for PassThrough {
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        let (Some(path), Some(name)) = (self.path(ino.0), self.name_of(ino.0)) else {
+        let Some(name) = self.name_of(ino.0) else {
             return reply.error(Errno::ENOENT);
         };
         if flags.0 & O_TRUNC != 0 && !self.may_write(req, &name) {
@@ -260,7 +259,7 @@ impl fuser::Filesystem for PassThrough {
         }
         let mut options = Self::options(flags.0);
         options.truncate(flags.0 & O_TRUNC != 0);
-        match options.open(path) {
+        match options.open(self.store.join(&name)) {
             Ok(file) => {
                 let (fh, flags) = self.open_handle(file, &name);
                 reply.opened(fh, flags);
@@ -459,11 +458,7 @@ impl fuser::Filesystem for PassThrough {
         ];
         for entry in entries.flatten() {
             if let Ok(meta) = entry.metadata() {
-                let kind = match meta.is_dir() {
-                    true => FileType::Directory,
-                    false => FileType::RegularFile,
-                };
-                all.push((Self::ino(&meta), kind, entry.file_name()));
+                all.push((Self::ino(&meta), kind(&meta), entry.file_name()));
             }
         }
         for (i, (ino, kind, name)) in all.into_iter().enumerate().skip(offset as usize) {
