@@ -141,13 +141,22 @@ async fn a_replica_that_lost_its_primary_is_not_taken_for_one() {
 async fn a_write_on_a_primary_demoted_before_it_noticed_lands_once_on_the_new_primary() {
     // Roles from `.primary`, re-read every 250 ms: right after the switch node 0 still
     // believes it is the primary and writes locally; its replica refuses the write inside
-    // SQLite, and the call goes to node 1 instead.
+    // SQLite, and the call goes to node 1 instead. Should node 0's re-read land between the
+    // switch and the write, the switch is made again, so the write always starts stale.
     let c = TestCluster::start_with(Setup {
         http_api: false,
         ..Setup::default()
     })
     .await;
-    c.litefs.switch_primary(1).await;
+    for _ in 0..5 {
+        c.litefs.switch_primary(1).await;
+        if c.db(0).role() == Role::Primary {
+            break;
+        }
+        c.litefs.switch_primary(0).await;
+        wait_role(&c, 0, |r| *r == Role::Primary).await;
+    }
+    assert_eq!(c.db(0).role(), Role::Primary, "node 0 noticed every switch");
     let saved = post::new("demoted unawares")
         .insert_replicated(c.db(0))
         .await
