@@ -11,8 +11,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
-use litefs_orm::testkit::Cluster;
 use litefs_orm::{Config, ReplicatedDb};
+use litefs_orm_testkit::Cluster;
 use nix::errno::Errno;
 use nix::sched::{CpuSet, sched_setaffinity};
 use nix::unistd::Pid;

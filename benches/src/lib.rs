@@ -3,7 +3,7 @@
 //!
 //! Run it with `cargo run --release -p litefs-orm-bench -- --quick` (well under a minute)
 //! or without `--quick` (a few minutes). The cluster is the LiteFS stand-in
-//! (`litefs_orm::testkit`) in WAL mode: a primary and a replica in this process, each a real
+//! (`litefs_orm_testkit`) in WAL mode: a primary and a replica in this process, each a real
 //! `ReplicatedDb` serving its router over loopback HTTP.
 
 pub mod cluster;

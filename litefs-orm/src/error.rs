@@ -119,10 +119,6 @@ pub enum Error {
         /// The primary, when known.
         primary: Option<String>,
     },
-    /// Restoring or backing up the database with Litestream failed (feature `backup`).
-    #[cfg(feature = "backup")]
-    #[error(transparent)]
-    Backup(#[from] crate::backup::BackupError),
     /// A migration command failed on this node's database (the primary, or standalone).
     /// Migrations that completed before the failure stay applied.
     #[error("migration `{command}` failed on {database}: {source}")]

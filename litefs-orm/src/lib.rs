@@ -2,29 +2,14 @@
 //! caller returns once its own replica has the write.
 #![doc = include_str!("../README.md")]
 
-pub mod auth;
-mod batch;
-pub mod client;
+mod api;
 mod config;
 mod db;
 pub mod error;
-mod executor;
-mod idempotency;
-mod job;
 pub mod litefs;
-mod operation;
-mod ops;
-mod outbox;
-pub mod position;
-mod registry;
-mod replicated;
-pub mod role;
-mod server;
-mod sql;
-pub mod wire;
-
-#[cfg(feature = "testkit")]
-pub mod testkit;
+mod primary;
+mod protocol;
+mod replica;
 
 #[cfg(feature = "migrate")]
 pub mod migrate;
@@ -35,16 +20,22 @@ pub mod backup;
 #[cfg(feature = "cli")]
 pub mod cli;
 
+pub use api::active_model::{ModelOf, ReplicatedActiveModel};
+pub use api::operation::{OpError, Operation};
+pub use api::registry::Registry;
+pub use api::replicated::Replicated;
 pub use config::{BATCH_PATH, Config, OPERATION_PATH, RPC_PATH};
 pub use db::ReplicatedDb;
 pub use error::{DbFailure, DbFailureKind, Error, Result};
-pub use idempotency::TABLE as IDEMPOTENCY_TABLE;
-pub use operation::{OpError, Operation};
-pub use ops::{ModelOf, ReplicatedActiveModel};
-pub use registry::Registry;
-pub use replicated::Replicated;
-pub use role::Role;
-pub use server::router;
+pub use litefs::role::Role;
+pub use litefs::{position, role};
+pub use primary::endpoint::router;
+pub use primary::idempotency::TABLE as IDEMPOTENCY_TABLE;
+pub use protocol::{auth, wire};
+pub use replica::client;
+
+/// A boxed future, for the object-safe traits between the API and the two sides of the wire.
+pub(crate) type BoxFut<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 /// `#[derive(Replicated)]`: see the [`Replicated`] trait.
 #[cfg(feature = "macros")]
@@ -60,7 +51,7 @@ pub mod prelude {
 
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::batch::set_group_commit;
-    pub use crate::outbox::set_coalescing;
+    pub use crate::primary::group_commit::set_group_commit;
+    pub use crate::replica::outbox::set_coalescing;
     pub use sea_orm;
 }

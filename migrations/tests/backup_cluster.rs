@@ -12,7 +12,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::routing::{get, post};
-use litefs_orm::testkit::{Cluster, ClusterOptions, JournalMode};
+use litefs_orm_testkit::{Cluster, ClusterOptions, JournalMode};
 use sea_orm::sqlx::sqlite::SqliteConnectOptions;
 use sea_orm::sqlx::{self, Connection, SqliteConnection};
 use support::{

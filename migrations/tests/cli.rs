@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use litefs_orm::testkit::{Cluster, ClusterOptions};
+use litefs_orm_testkit::{Cluster, ClusterOptions};
 use sea_orm::sqlx::sqlite::SqliteConnectOptions;
 use sea_orm::sqlx::{self, Connection, SqliteConnection};
 

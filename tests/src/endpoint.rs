@@ -44,9 +44,9 @@ pub async fn status_of(db: &ReplicatedDb, path: &str, body: Vec<u8>) -> u16 {
 
 /// Sends `body` to `path` as [`status_of`] does and checks what the endpoint promises for
 /// any input: never a 5xx, and a refused request leaves the database as it was (compared
-/// with [`litefs_orm::testkit::dump`]). Returns the status, or what was broken.
+/// with [`litefs_orm_testkit::dump`]). Returns the status, or what was broken.
 pub async fn check_request(db: &ReplicatedDb, path: &str, body: Vec<u8>) -> Result<u16, String> {
-    let dump = || async { litefs_orm::testkit::dump(db).await.expect("dump") };
+    let dump = || async { litefs_orm_testkit::dump(db).await.expect("dump") };
     let before = dump().await;
     let status = status_of(db, path, body).await;
     if status >= 500 {

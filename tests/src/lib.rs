@@ -9,8 +9,8 @@ pub mod proxy;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use litefs_orm::testkit::{Cluster, ClusterOptions};
 use litefs_orm::{Config, Registry, ReplicatedDb};
+use litefs_orm_testkit::{Cluster, ClusterOptions};
 use sea_orm::ConnectionTrait;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;

@@ -4,8 +4,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use litefs_orm::migrate::{self, Command, Outcome, Target, UpOptions};
-use litefs_orm::testkit::{Cluster, ClusterOptions};
 use litefs_orm::{Config, Error, Registry, ReplicatedDb, Role};
+use litefs_orm_testkit::{Cluster, ClusterOptions};
 use migrations::Migrator;
 use sea_orm::sqlx::sqlite::SqliteConnectOptions;
 use sea_orm::sqlx::{self, Connection, SqliteConnection};

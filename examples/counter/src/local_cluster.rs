@@ -9,8 +9,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{Context, bail, ensure};
-use litefs_orm::testkit::{Cluster, ClusterOptions, ReplicaWrites};
 use litefs_orm::{Config, ReplicatedDb};
+use litefs_orm_testkit::{Cluster, ClusterOptions, ReplicaWrites};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 

@@ -9,8 +9,8 @@ mod note;
 
 use std::time::Instant;
 
-use litefs_orm::testkit::{Cluster, ClusterOptions, ReplicaWrites};
 use litefs_orm::{Config, Registry, Replicated, ReplicatedActiveModel, ReplicatedDb};
+use litefs_orm_testkit::{Cluster, ClusterOptions, ReplicaWrites};
 use sea_orm::ActiveValue::Set;
 use sea_orm::{ConnectionTrait, EntityTrait};
 use tokio::net::TcpListener;

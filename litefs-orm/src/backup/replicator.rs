@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use super::error::BackupError;
 use super::litestream::Litestream;
 use super::process::{self, Exit};
-use crate::role::{Role, RoleWatch};
+use crate::litefs::role::{Role, RoleWatch};
 
 /// First wait before restarting a Litestream that exited on its own.
 const MIN_BACKOFF: Duration = Duration::from_secs(1);

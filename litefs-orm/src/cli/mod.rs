@@ -93,12 +93,24 @@ pub const DEFAULT_WAIT_TIMEOUT: std::time::Duration = migrate::DEFAULT_SCHEMA_WA
 pub struct Error {
     action: String,
     #[source]
-    source: crate::Error,
+    source: Cause,
+}
+
+/// What made a command fail: the library, or a backup step.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Cause {
+    /// The library failed (configuration, database, migrations, the node's role).
+    #[error(transparent)]
+    Db(#[from] crate::Error),
+    /// Restoring or backing up the database with Litestream failed.
+    #[error(transparent)]
+    Backup(#[from] crate::backup::BackupError),
 }
 
 impl Error {
-    /// The library error.
-    pub fn cause(&self) -> &crate::Error {
+    /// What made the command fail.
+    pub fn cause(&self) -> &Cause {
         &self.source
     }
 
@@ -123,7 +135,10 @@ impl Error {
 
 fn fail(action: impl Into<String>) -> impl FnOnce(crate::Error) -> Error {
     let action = action.into();
-    move |source| Error { action, source }
+    move |source| Error {
+        action,
+        source: source.into(),
+    }
 }
 
 /// Runs one command for migrator `M` and returns what to print.

@@ -4,9 +4,9 @@ use std::fmt;
 use std::path::PathBuf;
 
 use super::run::AppExit;
+use crate::litefs::role::Role;
 use crate::litefs::{LAG_NEVER_SYNCED_MS, Pos};
 use crate::migrate::{Report, Status, Target};
-use crate::role::Role;
 
 /// The result of a successful command; its `Display` is what the CLI prints to stdout.
 #[derive(Clone, Debug, PartialEq, Eq)]

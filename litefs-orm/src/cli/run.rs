@@ -15,8 +15,8 @@ use super::{Error, fail};
 use crate::backup::process::{self, Exit, Signal};
 use crate::backup::{self, BackupConfig, BackupFiles, Litestream, Prepared, Replicator};
 use crate::config::Config;
+use crate::litefs::role::{Role, RoleWatch};
 use crate::migrate::{self, Target, UpOptions};
-use crate::role::{Role, RoleWatch};
 
 /// How the app started by `run` ended; `run` exits with [`exit_code`](Self::exit_code).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,7 +90,7 @@ pub(super) async fn run<M: MigratorTrait>(opts: RunOptions) -> Result<AppExit, E
     let Some((program, args)) = opts.command.split_first() else {
         return Err(Error {
             action: "`run` needs the app to start, after `--`".into(),
-            source: crate::Error::Config("no app command given".into()),
+            source: crate::Error::Config("no app command given".into()).into(),
         });
     };
     let mut signals =
@@ -229,7 +229,8 @@ async fn prepare<M: MigratorTrait>(
                 ),
                 source: crate::Error::NoPrimary {
                     waited: config.primary_wait,
-                },
+                }
+                .into(),
             });
         } else {
             tracing::info!(

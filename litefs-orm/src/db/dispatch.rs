@@ -7,13 +7,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::ReplicatedDb;
-use crate::client;
+use crate::db::job::Job;
 use crate::error::{Error, Result};
-use crate::executor::in_transaction_until;
-use crate::idempotency;
-use crate::job::Job;
-use crate::role::Role;
-use crate::server;
+use crate::litefs::role::Role;
+use crate::primary::endpoint as server;
+use crate::primary::executor::in_transaction_until;
+use crate::primary::idempotency;
+use crate::replica::client;
 
 /// First pause between failed attempts; it doubles up to [`RETRY_PAUSE_MAX`].
 const RETRY_PAUSE: Duration = Duration::from_millis(20);

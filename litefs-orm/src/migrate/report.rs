@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::litefs::Pos;
-use crate::role::Role;
+use crate::litefs::role::Role;
 
 /// A migration command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -9,7 +9,7 @@ use sea_orm_migration::MigratorTrait;
 use super::report::{Command, MigrationState, Outcome, Report, Status};
 use super::target::Target;
 use crate::error::{Error, Result, is_replica_write_error};
-use crate::role::Role;
+use crate::litefs::role::Role;
 
 /// How often a waiting replica re-reads the migrations table (sooner on a role change).
 const SCHEMA_POLL: Duration = Duration::from_millis(100);

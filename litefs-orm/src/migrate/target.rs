@@ -11,8 +11,8 @@ use tokio::sync::OnceCell;
 use crate::config::Config;
 use crate::db::ReplicatedDb;
 use crate::error::{Error, Result};
+use crate::litefs::role::{Role, RoleWatch};
 use crate::litefs::{self, Pos};
-use crate::role::{Role, RoleWatch};
 
 /// Where migrations run: one node's database file and the node's LiteFS role.
 ///

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use litefs_orm::testkit::{Cluster, ClusterOptions};
+use litefs_orm_testkit::{Cluster, ClusterOptions};
 use litefs_orm_tests::proxy::FaultProxy;
 
 /// The RPC secret of test clusters.

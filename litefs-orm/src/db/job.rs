@@ -1,0 +1,157 @@
+//! A unit of replicated work — a forwarded write or an operation — seen the same way by
+//! the dispatcher: run it locally, or encode it, send it and decode the answer.
+
+use std::marker::PhantomData;
+
+use bytes::Bytes;
+use sea_orm::DatabaseTransaction;
+
+use crate::api::active_model::{Applied, ReplicatedActiveModel};
+use crate::api::operation::{self, Operation};
+use crate::config::{OPERATION_PATH, RPC_PATH};
+use crate::error::{Error, Result};
+use crate::primary::executor::ExecError;
+use crate::protocol::wire::{
+    Op, OperationRequest, OperationResponse, WIRE_VERSION, WriteRequest, WriteResponse,
+};
+
+pub(crate) trait Job: Clone + Send + Sync + 'static {
+    type Output: Send;
+    /// The RPC path it is POSTed to.
+    const PATH: &'static str;
+    /// Its registered name.
+    fn name(&self) -> &'static str;
+    /// Runs it in `txn` on this node.
+    fn local(
+        self,
+        txn: &DatabaseTransaction,
+    ) -> impl Future<Output = Result<Self::Output, ExecError>> + Send;
+    /// The JSON request body, carrying the call's idempotency key.
+    fn request(&self, key: &str) -> Result<Bytes>;
+    /// Decodes the primary's answer into the output and the commit's TXID.
+    fn answer(&self, body: &[u8]) -> Result<(Self::Output, u64)>;
+    /// Names the operation in an operation error.
+    fn name_error(&self, e: Error) -> Error {
+        match e {
+            Error::Operation { error, .. } => Error::Operation {
+                operation: self.name().to_owned(),
+                error,
+            },
+            other => other,
+        }
+    }
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Result<Bytes> {
+    serde_json::to_vec(value)
+        .map(Bytes::from)
+        .map_err(|e| Error::Protocol(e.to_string()))
+}
+
+fn decode<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Result<T> {
+    serde_json::from_slice(body)
+        .map_err(|e| Error::Protocol(format!("unreadable answer from the primary: {e}")))
+}
+
+fn check_version(v: u32) -> Result<()> {
+    (v == WIRE_VERSION)
+        .then_some(())
+        .ok_or_else(|| Error::Protocol(format!("answer of wire version {v}")))
+}
+
+/// Insert, update, save or delete of one ActiveModel.
+pub(crate) struct WriteJob<A> {
+    pub(crate) op: Op,
+    pub(crate) model: A,
+}
+
+impl<A: Clone> Clone for WriteJob<A> {
+    fn clone(&self) -> Self {
+        WriteJob {
+            op: self.op,
+            model: self.model.clone(),
+        }
+    }
+}
+
+impl<A: ReplicatedActiveModel> Job for WriteJob<A> {
+    type Output = Applied<A>;
+    const PATH: &'static str = RPC_PATH;
+
+    fn name(&self) -> &'static str {
+        A::__name()
+    }
+
+    async fn local(self, txn: &DatabaseTransaction) -> Result<Applied<A>, ExecError> {
+        Ok(A::__apply(self.op, self.model, txn).await?)
+    }
+
+    fn request(&self, key: &str) -> Result<Bytes> {
+        encode(&WriteRequest {
+            v: WIRE_VERSION,
+            entity: A::__name().to_owned(),
+            op: self.op,
+            model: self.model.__to_wire(),
+            key: Some(key.to_owned()),
+        })
+    }
+
+    fn answer(&self, body: &[u8]) -> Result<(Applied<A>, u64)> {
+        let response: WriteResponse = decode(body)?;
+        check_version(response.v)?;
+        let applied = A::__from_outcome(self.op, response.outcome)
+            .map_err(|e| Error::Protocol(format!("answer does not match the entity: {e}")))?;
+        Ok((applied, response.txid))
+    }
+}
+
+/// A registered operation, held as its JSON arguments so every attempt runs the same value.
+pub(crate) struct OperationJob<O> {
+    pub(crate) args: serde_json::Value,
+    pub(crate) _op: PhantomData<fn() -> O>,
+}
+
+impl<O> Clone for OperationJob<O> {
+    fn clone(&self) -> Self {
+        OperationJob {
+            args: self.args.clone(),
+            _op: PhantomData,
+        }
+    }
+}
+
+impl<O: Operation> Job for OperationJob<O> {
+    type Output = O::Output;
+    const PATH: &'static str = OPERATION_PATH;
+
+    fn name(&self) -> &'static str {
+        O::NAME
+    }
+
+    async fn local(self, txn: &DatabaseTransaction) -> Result<O::Output, ExecError> {
+        let op: O =
+            serde_json::from_value(self.args).map_err(|e| ExecError::Args(e.to_string()))?;
+        operation::run_typed(op, txn).await
+    }
+
+    fn request(&self, key: &str) -> Result<Bytes> {
+        encode(&OperationRequest {
+            v: WIRE_VERSION,
+            operation: O::NAME.to_owned(),
+            args: self.args.clone(),
+            key: Some(key.to_owned()),
+        })
+    }
+
+    fn answer(&self, body: &[u8]) -> Result<(O::Output, u64)> {
+        let response: OperationResponse = decode(body)?;
+        check_version(response.v)?;
+        let output = serde_json::from_value(response.output).map_err(|e| {
+            Error::Protocol(format!(
+                "operation `{}` answered another shape: {e}",
+                O::NAME
+            ))
+        })?;
+        Ok((output, response.txid))
+    }
+}

@@ -1,0 +1,209 @@
+//! Runs a write on the primary in a transaction and learns the TXID that will hold it.
+//!
+//! The TXID is read from `-pos` while the transaction still holds SQLite's write lock, after
+//! the write: no other commit can land between that read and ours, so our commit is the
+//! next transaction, `read + 1`. LiteFS numbers every commit that way, so a replica that
+//! reaches that TXID has the write — without reading `-pos` again after the commit.
+//!
+//! Concurrent writes share transactions ([`crate::primary::group_commit`], group commit); a write that finds
+//! the writer idle runs alone, as [`solo`] here.
+
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, SqliteTransactionMode,
+    Statement, TransactionOptions, TransactionTrait,
+};
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::BoxFut;
+use crate::error::{DbFailure, is_replica_write_error};
+use crate::litefs::position::PositionTracker;
+use crate::primary::group_commit::{self as batch, Committer};
+use crate::protocol::wire::WireError;
+
+/// Why a write failed on this node.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ExecError {
+    /// The wire form does not match the entity.
+    #[error("{0}")]
+    Wire(WireError),
+    /// SQLite refused the write the way LiteFS makes it refuse on a replica.
+    #[error("this node's database is read-only: it is not the LiteFS primary")]
+    NotPrimary,
+    /// The database refused or failed the write; nothing was committed.
+    #[error("{0}")]
+    Db(DbErr),
+    /// `-pos` could not be read; the transaction was rolled back.
+    #[error("reading the LiteFS position: {0}")]
+    Position(std::io::Error),
+    /// An operation's arguments or result do not (de)serialize.
+    #[error("{0}")]
+    Args(String),
+    /// An operation returned its own error (serialized); the transaction was rolled back.
+    #[error("the operation returned an error")]
+    Operation(serde_json::Value),
+    /// The request's idempotency key was recorded for a request with another body.
+    #[error(
+        "idempotency key {0} was already used for another request; every call needs a key of its own"
+    )]
+    KeyReused(String),
+    /// The call's idempotency key is recorded already: an earlier attempt committed. The
+    /// transaction is rolled back and the recorded result answered instead.
+    #[error("this call's idempotency key is recorded already")]
+    AlreadyRecorded,
+    /// A recorded result could not be written or read back.
+    #[error("{0}")]
+    Stored(String),
+    /// The write's deadline passed while it waited for the writer; it never started.
+    #[error("the writer stayed busy with other writes until this write's deadline")]
+    WriterBusy,
+}
+
+impl From<DbErr> for ExecError {
+    fn from(e: DbErr) -> Self {
+        if is_replica_write_error(&e) {
+            ExecError::NotPrimary
+        } else {
+            ExecError::Db(e)
+        }
+    }
+}
+
+impl ExecError {
+    /// Whether this failure may come from running again a call that an earlier attempt
+    /// committed: the key was found recorded, or the work failed (the row it inserts is
+    /// there already, say). Worth reading the call's idempotency record before answering.
+    pub(crate) fn may_come_from_a_repeat(&self) -> bool {
+        matches!(
+            self,
+            ExecError::AlreadyRecorded
+                | ExecError::Db(_)
+                | ExecError::Operation(_)
+                | ExecError::Wire(_)
+                | ExecError::Args(_)
+        )
+    }
+
+    pub(crate) fn into_error(self, primary: Option<String>) -> crate::Error {
+        match self {
+            ExecError::Wire(e) => crate::Error::Protocol(e.to_string()),
+            ExecError::NotPrimary => crate::Error::NotPrimary {
+                primary,
+                hint: "the write was not applied; it will be forwarded once the role is known"
+                    .into(),
+            },
+            ExecError::Db(e) => crate::Error::Rejected(DbFailure::from(&e)),
+            ExecError::Position(e) => crate::Error::LiteFs {
+                path: "-pos".into(),
+                source: e,
+            },
+            ExecError::Args(e) | ExecError::Stored(e) => crate::Error::Protocol(e),
+            e @ (ExecError::KeyReused(_) | ExecError::AlreadyRecorded) => {
+                crate::Error::Protocol(e.to_string())
+            }
+            ExecError::WriterBusy => crate::Error::WriterBusy,
+            ExecError::Operation(error) => crate::Error::Operation {
+                operation: String::new(),
+                error,
+            },
+        }
+    }
+}
+
+/// Runs `work` in a transaction on `committer`'s writer; returns its value and the TXID
+/// holding it (0 without LiteFS).
+///
+/// When other writes are committing on the writer, the transaction is shared with them (group
+/// commit, [`crate::primary::group_commit`]): `work` then runs in a savepoint of its own, so its failure —
+/// an `Err`, a panic, being dropped — rolls back only its own changes, and its TXID is the
+/// shared commit's.
+pub(crate) async fn in_transaction<T, F>(
+    committer: &Arc<Committer>,
+    work: F,
+) -> Result<(T, u64), ExecError>
+where
+    F: for<'t> FnOnce(&'t DatabaseTransaction) -> BoxFut<'t, Result<T, ExecError>>,
+{
+    in_transaction_until(committer, None, work).await
+}
+
+/// [`in_transaction`], giving up with [`ExecError::WriterBusy`] — before `work` starts, so
+/// nothing is written — if the writer is still busy with other writes at `deadline`.
+pub(crate) async fn in_transaction_until<T, F>(
+    committer: &Arc<Committer>,
+    deadline: Option<Instant>,
+    work: F,
+) -> Result<(T, u64), ExecError>
+where
+    F: for<'t> FnOnce(&'t DatabaseTransaction) -> BoxFut<'t, Result<T, ExecError>>,
+{
+    if batch::writing(committer) {
+        // It would wait for the transaction it runs in: refuse rather than hang.
+        return Err(ExecError::Db(DbErr::Custom(
+            "a replicated write was started inside another replicated write's transaction on \
+             the same database; run it after that write returns, or in the same transaction"
+                .into(),
+        )));
+    }
+    batch::as_writing(committer, async move {
+        match batch::enter(committer) {
+            batch::Entry::Alone(owner) => {
+                let result = solo(&committer.writer, committer.position.as_ref(), work).await;
+                drop(owner);
+                result
+            }
+            batch::Entry::Queued(turn) => batch::follow(turn, deadline, work).await,
+        }
+    })
+    .await
+}
+
+/// One write in a transaction of its own.
+async fn solo<T, F>(
+    writer: &DatabaseConnection,
+    position: Option<&PositionTracker>,
+    work: F,
+) -> Result<(T, u64), ExecError>
+where
+    F: for<'t> FnOnce(&'t DatabaseTransaction) -> BoxFut<'t, Result<T, ExecError>>,
+{
+    let txn = begin(writer).await?;
+    let Some(position) = position else {
+        let value = work(&txn).await?;
+        txn.commit().await?;
+        return Ok((value, 0));
+    };
+    let before = total_changes(&txn).await?;
+    let value = work(&txn).await?;
+    let wrote = total_changes(&txn).await? != before;
+    // Under the write lock when `wrote`: see the module docs.
+    let pos = position.read().map_err(ExecError::Position)?;
+    txn.commit().await?;
+    Ok((value, if wrote { pos.txid + 1 } else { pos.txid }))
+}
+
+/// Opens a write transaction with `BEGIN IMMEDIATE`: it takes SQLite's write lock up front,
+/// waiting for it under the busy timeout. A deferred transaction that reads first (an
+/// idempotency key, a hook, an operation) and then writes would have to upgrade its lock,
+/// and SQLite fails such an upgrade at once with `database is locked` when another
+/// connection is waiting for the write lock, rather than wait.
+pub(crate) async fn begin(writer: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    writer
+        .begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        })
+        .await
+}
+
+async fn total_changes(txn: &DatabaseTransaction) -> Result<i64, DbErr> {
+    let row = txn
+        .query_one_raw(Statement::from_string(
+            sea_orm::DbBackend::Sqlite,
+            "SELECT total_changes()",
+        ))
+        .await?
+        .ok_or_else(|| DbErr::Custom("total_changes() returned no row".into()))?;
+    row.try_get_by_index(0)
+}

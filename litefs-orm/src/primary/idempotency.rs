@@ -1,0 +1,331 @@
+//! Idempotency keys: a forwarded write's key and answer, recorded in the write's own
+//! transaction, so a retry gets the first answer back instead of writing twice.
+//!
+//! A replica gives every replicated call one random key and sends it with each attempt. The
+//! primary runs the call and records key and result in the same transaction (or
+//! group-commit savepoint), so the record commits — and replicates to a node that later
+//! becomes primary — exactly when the write does. The key is the record's primary key: a
+//! call whose key is already recorded fails to record, and its transaction rolls back.
+//!
+//! The key is not looked up first: nearly every call is a first attempt, and a look-up
+//! before each write cost a statement on the writer's single connection. Only when a call
+//! fails — to record, or in its own work (a retried insert meeting the row its first
+//! attempt wrote) — does the primary read the record, in a transaction of its own, and
+//! answer with the recorded result if there is one ([`crate::primary::endpoint`] does this). Records
+//! live in [`TABLE`], which the library creates on first use and prunes of records older
+//! than [`Config::idempotency_window`](crate::Config::idempotency_window).
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, SqlErr, Statement};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use crate::primary::executor::ExecError;
+
+/// The table of recorded keys, in the app's database.
+pub const TABLE: &str = "_litefs_orm_idempotency";
+
+/// Longest key accepted.
+pub(crate) const MAX_KEY_LEN: usize = 128;
+
+const CREATE: &str = "CREATE TABLE IF NOT EXISTS _litefs_orm_idempotency (\
+     key TEXT PRIMARY KEY NOT NULL, \
+     digest TEXT NOT NULL, \
+     response TEXT NOT NULL, \
+     created_ms INTEGER NOT NULL); \
+     CREATE INDEX IF NOT EXISTS _litefs_orm_idempotency_created \
+     ON _litefs_orm_idempotency (created_ms)";
+
+/// A fresh key for one replicated call: the time in milliseconds (12 hex digits), then 80
+/// random bits (20 hex digits). Keys made close in time sort next to each other, so the
+/// records of one commit land on the same few pages of the key index instead of one random
+/// page each.
+pub(crate) fn new_key() -> String {
+    let ms = u64::try_from(now_ms()).unwrap_or(0) & 0xffff_ffff_ffff;
+    let random: [u8; 10] = rand::random();
+    format!("{ms:012x}{}", hex::encode(random))
+}
+
+/// A request's key and the digest of its whole body: a key sent again with another body
+/// is refused rather than answered with the other request's result.
+pub(crate) struct Key {
+    id: String,
+    digest: String,
+}
+
+impl Key {
+    /// The key of request `body`; refuses an empty, over-long or non-printable key.
+    pub(crate) fn new(id: String, body: &[u8]) -> Result<Key, ExecError> {
+        let printable = id.bytes().all(|b| b.is_ascii_graphic());
+        if id.is_empty() || id.len() > MAX_KEY_LEN || !printable {
+            return Err(ExecError::Args(format!(
+                "an idempotency key is 1 to {MAX_KEY_LEN} printable ASCII characters"
+            )));
+        }
+        Ok(Key {
+            id,
+            digest: hex::encode(Sha256::digest(body)),
+        })
+    }
+}
+
+/// The node's record keeping: how long records last, and when to prune next.
+#[derive(Debug)]
+pub(crate) struct Ledger {
+    window: Duration,
+    next_prune_ms: AtomicI64,
+}
+
+impl Ledger {
+    pub(crate) fn new(window: Duration) -> Self {
+        Ledger {
+            window,
+            next_prune_ms: AtomicI64::new(0),
+        }
+    }
+
+    /// Runs `work` and records its result under `key` in `txn`. Fails with
+    /// [`ExecError::AlreadyRecorded`] when `key` is recorded already (the caller rolls back
+    /// and answers with [`recall`]); fails with `work`'s own error otherwise.
+    pub(crate) async fn run_and_record<T, W>(
+        &self,
+        txn: &DatabaseTransaction,
+        key: &Key,
+        work: W,
+    ) -> Result<T, ExecError>
+    where
+        T: Serialize,
+        W: Future<Output = Result<T, ExecError>>,
+    {
+        let value = work.await?;
+        let response = serde_json::to_string(&value)
+            .map_err(|e| ExecError::Stored(format!("recording the result: {e}")))?;
+        let now = now_ms();
+        let insert = || {
+            txn.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Sqlite,
+                "INSERT INTO _litefs_orm_idempotency (key, digest, response, created_ms) \
+                 VALUES (?, ?, ?, ?)",
+                [
+                    key.id.clone().into(),
+                    key.digest.clone().into(),
+                    response.clone().into(),
+                    now.into(),
+                ],
+            ))
+        };
+        match insert().await {
+            Ok(_) => {}
+            // First use (or a migration dropped every table): create it in this
+            // transaction, so it exists exactly when a first record commits. A statement
+            // that fails to prepare leaves the transaction as it was.
+            Err(e) if e.to_string().contains("no such table") => {
+                txn.execute_unprepared(CREATE).await?;
+                insert().await?;
+            }
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                return Err(ExecError::AlreadyRecorded);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.prune_if_due(txn, now).await?;
+        Ok(value)
+    }
+
+    /// Deletes expired records, at most about sixteen times per window.
+    async fn prune_if_due(&self, txn: &DatabaseTransaction, now: i64) -> Result<(), ExecError> {
+        let due = self.next_prune_ms.load(Ordering::Relaxed);
+        let window = i64::try_from(self.window.as_millis()).unwrap_or(i64::MAX);
+        if now < due
+            || self
+                .next_prune_ms
+                .compare_exchange(due, now + window / 16, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return Ok(());
+        }
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            "DELETE FROM _litefs_orm_idempotency WHERE created_ms < ?",
+            [now.saturating_sub(window).into()],
+        ))
+        .await?;
+        Ok(())
+    }
+}
+
+/// The result recorded for `key`, if any; [`ExecError::KeyReused`] when it was recorded
+/// for a request with another body.
+pub(crate) async fn recall<T: DeserializeOwned>(
+    txn: &DatabaseTransaction,
+    key: &Key,
+) -> Result<Option<T>, ExecError> {
+    let row = match txn
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            "SELECT digest, response FROM _litefs_orm_idempotency WHERE key = ?",
+            [key.id.clone().into()],
+        ))
+        .await
+    {
+        Ok(row) => row,
+        Err(e) if e.to_string().contains("no such table") => None,
+        Err(e) => return Err(e.into()),
+    };
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let digest: String = row.try_get_by_index(0)?;
+    if digest != key.digest {
+        return Err(ExecError::KeyReused(key.id.clone()));
+    }
+    let recorded: String = row.try_get_by_index(1)?;
+    serde_json::from_str(&recorded).map(Some).map_err(|e| {
+        ExecError::Stored(format!(
+            "the result recorded for idempotency key {} is unreadable: {e}",
+            key.id
+        ))
+    })
+}
+
+fn now_ms() -> i64 {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::{Database, DatabaseConnection, TransactionTrait};
+
+    async fn db() -> (tempfile::TempDir, DatabaseConnection) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        (dir, Database::connect(&url).await.unwrap())
+    }
+
+    /// Runs one keyed call in its own transaction as the primary does: run and record;
+    /// when the key is recorded already, roll back and answer with the record.
+    async fn call(ledger: &Ledger, db: &DatabaseConnection, key: &str, value: i64) -> i64 {
+        let key = Key::new(key.to_owned(), key.as_bytes()).unwrap();
+        let txn = db.begin().await.unwrap();
+        match ledger.run_and_record(&txn, &key, async { Ok(value) }).await {
+            Ok(out) => {
+                txn.commit().await.unwrap();
+                out
+            }
+            Err(ExecError::AlreadyRecorded) => {
+                txn.rollback().await.unwrap();
+                let txn = db.begin().await.unwrap();
+                recall(&txn, &key).await.unwrap().expect("a record")
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    async fn records(db: &DatabaseConnection) -> i64 {
+        let row = db
+            .query_one_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "SELECT count(*) FROM _litefs_orm_idempotency",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get_by_index(0).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_recorded_key_answers_with_its_first_result() {
+        let (_dir, db) = db().await;
+        let ledger = Ledger::new(Duration::from_secs(600));
+        assert_eq!(call(&ledger, &db, "k", 1).await, 1);
+        assert_eq!(call(&ledger, &db, "k", 2).await, 1);
+    }
+
+    #[tokio::test]
+    async fn recording_a_recorded_key_fails_and_leaves_the_record() {
+        let (_dir, db) = db().await;
+        let ledger = Ledger::new(Duration::from_secs(600));
+        call(&ledger, &db, "k", 1).await;
+        let key = Key::new("k".into(), b"k").unwrap();
+        let txn = db.begin().await.unwrap();
+        let again = ledger.run_and_record(&txn, &key, async { Ok(2i64) }).await;
+        assert!(
+            matches!(again, Err(ExecError::AlreadyRecorded)),
+            "{again:?}"
+        );
+        txn.rollback().await.unwrap();
+        assert_eq!(records(&db).await, 1);
+    }
+
+    #[tokio::test]
+    async fn a_key_recorded_for_another_body_is_refused_on_recall() {
+        let (_dir, db) = db().await;
+        let ledger = Ledger::new(Duration::from_secs(600));
+        call(&ledger, &db, "k", 1).await;
+        let other = Key::new("k".into(), b"another body").unwrap();
+        let txn = db.begin().await.unwrap();
+        let recalled = recall::<i64>(&txn, &other).await;
+        assert!(
+            matches!(recalled, Err(ExecError::KeyReused(_))),
+            "{recalled:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn recall_without_a_table_finds_nothing() {
+        let (_dir, db) = db().await;
+        let key = Key::new("k".into(), b"k").unwrap();
+        let txn = db.begin().await.unwrap();
+        assert_eq!(recall::<i64>(&txn, &key).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn records_older_than_the_window_are_pruned() {
+        let (_dir, db) = db().await;
+        let ledger = Ledger::new(Duration::from_millis(50));
+        call(&ledger, &db, "old", 1).await;
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        call(&ledger, &db, "new", 2).await;
+        assert_eq!(records(&db).await, 1);
+        assert_eq!(call(&ledger, &db, "old", 3).await, 3);
+    }
+
+    #[tokio::test]
+    async fn a_rolled_back_call_leaves_no_record() {
+        let (_dir, db) = db().await;
+        let ledger = Ledger::new(Duration::from_secs(600));
+        let key = Key::new("k".into(), b"k").unwrap();
+        let txn = db.begin().await.unwrap();
+        ledger
+            .run_and_record(&txn, &key, async { Ok(1i64) })
+            .await
+            .unwrap();
+        txn.rollback().await.unwrap();
+        assert_eq!(call(&ledger, &db, "k", 2).await, 2);
+    }
+
+    #[test]
+    fn fresh_keys_are_unique_and_sort_by_time() {
+        let first = new_key();
+        std::thread::sleep(Duration::from_millis(2));
+        let (second, third) = (new_key(), new_key());
+        assert!(first < second, "{first} {second}");
+        assert_ne!(second, third);
+        assert!(Key::new(first.clone(), b"").is_ok(), "{first}");
+        assert_eq!(first.len(), 32);
+    }
+
+    #[test]
+    fn an_over_long_key_is_refused() {
+        let long = "k".repeat(MAX_KEY_LEN + 1);
+        assert!(Key::new(long, b"").is_err());
+        assert!(Key::new("with space".into(), b"").is_err());
+    }
+}

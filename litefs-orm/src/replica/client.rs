@@ -1,0 +1,203 @@
+//! Sends signed requests to the primary: the [`Transport`] trait and its HTTP implementation.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::BoxFut;
+use crate::error::{Error, Result};
+use crate::protocol::auth;
+use crate::protocol::wire::{ErrorBody, ErrorCode};
+
+/// Carries one JSON request body to the primary's `url` (whose path is signed) and brings
+/// back the body of a successful answer within `timeout`; an error answer becomes the
+/// matching [`Error`]. The network boundary, so tests and decorators can stand in for HTTP.
+pub trait Transport: Send + Sync + 'static {
+    /// Sends one request.
+    fn send<'a>(
+        &'a self,
+        url: &'a str,
+        body: Bytes,
+        timeout: Duration,
+    ) -> BoxFut<'a, Result<Bytes>>;
+}
+
+/// The HTTP transport: keep-alive connections, signed requests, a deadline per call.
+#[derive(Clone, Debug)]
+pub struct HttpTransport {
+    client: reqwest::Client,
+    secret: Vec<u8>,
+}
+
+impl HttpTransport {
+    /// A transport signing with `secret`.
+    pub fn new(secret: &str) -> Result<Self> {
+        let client = reqwest::Client::builder()
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| Error::Config(format!("building the HTTP client: {e}")))?;
+        Ok(HttpTransport {
+            client,
+            secret: secret.as_bytes().to_vec(),
+        })
+    }
+
+    async fn post(&self, url: &str, body: Bytes, timeout: Duration) -> Result<Bytes> {
+        let path = url_path(url);
+        let sig = auth::sign(&self.secret, path, &body);
+        let sent = self
+            .client
+            .post(url)
+            .timeout(timeout)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(auth::TIMESTAMP_HEADER, sig.timestamp_ms.to_string())
+            .header(auth::NONCE_HEADER, &sig.nonce)
+            .header(auth::SIGNATURE_HEADER, &sig.signature)
+            .body(body)
+            .send()
+            .await;
+        let response = sent.map_err(|e| transport_error(url, &e))?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| transport_error(url, &e))?;
+        if status.is_success() {
+            return Ok(bytes);
+        }
+        match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(err) => Err(error_from_body(err)),
+            Err(_) => Err(foreign_answer(url, status, &bytes)),
+        }
+    }
+}
+
+/// An error answer that litefs-orm's endpoint did not write: a gateway or proxy between the
+/// nodes, or a layer of the primary's app, answered instead. A timeout (408) or a server
+/// error (5xx) may come after the endpoint ran the request, so the write's fate is unknown
+/// and the call is retried under its idempotency key; any other status refused the request
+/// before it reached the endpoint (a missing route, a body limit), so nothing was written.
+fn foreign_answer(url: &str, status: reqwest::StatusCode, body: &[u8]) -> Error {
+    let text: String = String::from_utf8_lossy(body).chars().take(200).collect();
+    let message = format!("answered {status}, not as litefs-orm's endpoint: {text}");
+    if status == reqwest::StatusCode::REQUEST_TIMEOUT || status.is_server_error() {
+        return Error::Transport {
+            url: url.to_owned(),
+            message,
+            maybe_committed: true,
+            attempts: 1,
+        };
+    }
+    Error::Protocol(format!("{url} {message}"))
+}
+
+impl Transport for HttpTransport {
+    fn send<'a>(
+        &'a self,
+        url: &'a str,
+        body: Bytes,
+        timeout: Duration,
+    ) -> BoxFut<'a, Result<Bytes>> {
+        Box::pin(self.post(url, body, timeout))
+    }
+}
+
+/// The path of an absolute URL: what the signature covers.
+fn url_path(url: &str) -> &str {
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    after_scheme.find('/').map_or("/", |i| &after_scheme[i..])
+}
+
+fn transport_error(url: &str, e: &reqwest::Error) -> Error {
+    // A failed connect never reached the primary; anything later might have.
+    let maybe_committed = !(e.is_connect() || e.is_builder());
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    Error::Transport {
+        url: url.to_owned(),
+        message,
+        maybe_committed,
+        attempts: 1,
+    }
+}
+
+/// Turns the primary's error answer into the caller's typed error.
+pub(crate) fn error_from_body(body: ErrorBody) -> Error {
+    match body.code {
+        ErrorCode::Unauthorized => Error::Unauthorized(body.message),
+        ErrorCode::NotPrimary => Error::NotPrimary {
+            primary: body.primary,
+            hint: "the node asked is no longer the primary; the write was not applied".into(),
+        },
+        ErrorCode::UnknownEntity => Error::UnknownEntity(body.message),
+        ErrorCode::Rejected => match body.db {
+            Some(db) => Error::Rejected(db),
+            None => Error::Protocol(format!(
+                "rejected without a database error: {}",
+                body.message
+            )),
+        },
+        ErrorCode::OperationFailed => Error::Operation {
+            operation: body.message,
+            error: body.error.unwrap_or_default(),
+        },
+        ErrorCode::BadRequest | ErrorCode::TooLarge | ErrorCode::Internal => {
+            Error::Protocol(format!(
+                "the primary refused the request ({:?}): {}",
+                body.code, body.message
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Error, foreign_answer, url_path};
+    use reqwest::StatusCode;
+
+    const URL: &str = "http://n1:8080/litefs-orm/v1/write";
+
+    fn maybe_committed(e: &Error) -> Option<bool> {
+        match e {
+            Error::Transport {
+                maybe_committed, ..
+            } => Some(*maybe_committed),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_gateway_error_leaves_the_write_of_unknown_fate() {
+        for status in [502, 503, 504, 500, 408] {
+            let status = StatusCode::from_u16(status).unwrap();
+            let e = foreign_answer(URL, status, b"upstream request timeout");
+            assert_eq!(maybe_committed(&e), Some(true), "{status}: {e}");
+            assert!(e.to_string().contains("upstream request timeout"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_foreign_refusal_says_nothing_was_written() {
+        for status in [404, 405, 413, 401] {
+            let status = StatusCode::from_u16(status).unwrap();
+            let e = foreign_answer(URL, status, b"<html>not here</html>");
+            assert!(matches!(e, Error::Protocol(_)), "{status}: {e:?}");
+            assert!(!e.may_be_committed());
+        }
+    }
+
+    #[test]
+    fn the_signed_path_is_the_url_path() {
+        assert_eq!(
+            url_path("http://n1:8080/litefs-orm/v1/write"),
+            "/litefs-orm/v1/write"
+        );
+        assert_eq!(url_path("http://n1:8080"), "/");
+    }
+}
