@@ -1,4 +1,7 @@
-//! A LiteFS stand-in for tests: a test double that writes LiteFS's files, not LiteFS.
+//! Test clusters for litefs-orm apps: a LiteFS stand-in (a test double that writes LiteFS's
+//! files, not LiteFS) and, in [`real`], a runner for the real LiteFS binary.
+//!
+//! # The stand-in
 //!
 //! A [`Cluster`] is a set of node directories ("mounts",
 //! `<root>/n1`, `<root>/n2`, ...), each holding the database file (`app.db` by default) and the
@@ -96,6 +99,7 @@
 //! ```
 
 mod dump;
+pub mod real;
 mod standin;
 
 pub use dump::dump;

@@ -1,5 +1,6 @@
 //! Configuration of a node: from code, or from `LITEFS_ORM_*` environment variables.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use crate::error::{Error, Result};
 /// | [`litefs_mount`](Config::litefs_mount) | `LITEFS_ORM_MOUNT` | unset: standalone |
 /// | [`litefs_http`](Config::litefs_http) | `LITEFS_ORM_LITEFS_HTTP` | unset: role from `.primary` |
 /// | [`primary_url`](Config::primary_url) | `LITEFS_ORM_PRIMARY_URL` | `http://{primary}:8080` |
+/// | [`primary_urls`](Config::primary_urls) | `LITEFS_ORM_PRIMARY_URLS` | none: every hostname through the template |
 /// | [`rpc_secret`](Config::rpc_secret) | `LITEFS_ORM_SECRET` | unset (required with a mount) |
 /// | [`write_timeout`](Config::write_timeout) | `LITEFS_ORM_WRITE_TIMEOUT_MS` | 10 000 |
 /// | [`replication_timeout`](Config::replication_timeout) | `LITEFS_ORM_REPLICATION_TIMEOUT_MS` | 5 000 |
@@ -50,6 +52,11 @@ pub struct Config {
     /// Template of the primary's base URL; `{primary}` is replaced by the hostname in
     /// `.primary` (LiteFS's `lease.hostname`).
     pub primary_url: String,
+    /// The primary's base URL by its LiteFS hostname, used before the
+    /// [`primary_url`](Config::primary_url) template: for hostnames that do not resolve by DNS
+    /// (a static lease's `n1`), or several nodes on one host with a port each. From
+    /// `LITEFS_ORM_PRIMARY_URLS`: `n1=http://10.0.0.1:8080,n2=http://10.0.0.2:8080`.
+    pub primary_urls: BTreeMap<String, String>,
     /// Shared secret that signs forwarded writes. Required with a mount; every node needs
     /// the same one.
     pub rpc_secret: Option<String>,
@@ -90,6 +97,7 @@ impl Default for Config {
             litefs_mount: None,
             litefs_http: None,
             primary_url: "http://{primary}:8080".to_owned(),
+            primary_urls: BTreeMap::new(),
             rpc_secret: None,
             write_timeout: Duration::from_secs(10),
             replication_timeout: Duration::from_secs(5),
@@ -157,6 +165,9 @@ impl Config {
         if let Some(v) = nonempty("LITEFS_ORM_PRIMARY_URL") {
             c.primary_url = v;
         }
+        if let Some(v) = nonempty("LITEFS_ORM_PRIMARY_URLS") {
+            c.primary_urls = parse_url_map(&v)?;
+        }
         c.rpc_secret = nonempty("LITEFS_ORM_SECRET");
         if let Some(v) = nonempty("LITEFS_ORM_MAX_BODY_BYTES") {
             c.max_body_bytes = v.trim().parse().map_err(|_| {
@@ -184,6 +195,23 @@ impl Config {
     /// Sets [`primary_url`](Config::primary_url).
     pub fn with_primary_url(mut self, template: impl Into<String>) -> Self {
         self.primary_url = template.into();
+        self
+    }
+
+    /// Sets the primary's base URL for LiteFS hostname `hostname` (see
+    /// [`primary_urls`](Config::primary_urls)).
+    ///
+    /// ```
+    /// let config = litefs_orm::Config::litefs("/litefs", "app.db")
+    ///     .with_primary_url_for("n1", "http://127.0.0.1:8081");
+    /// assert_eq!(config.primary_rpc_url("n1"), "http://127.0.0.1:8081/litefs-orm/v1/write");
+    /// ```
+    pub fn with_primary_url_for(
+        mut self,
+        hostname: impl Into<String>,
+        url: impl Into<String>,
+    ) -> Self {
+        self.primary_urls.insert(hostname.into(), url.into());
         self
     }
 
@@ -238,7 +266,10 @@ impl Config {
 
     /// The URL of `path` on primary `hostname`.
     pub(crate) fn primary_url_for(&self, hostname: &str, path: &str) -> String {
-        let base = self.primary_url.replace("{primary}", hostname);
+        let base = match self.primary_urls.get(hostname) {
+            Some(url) => url.clone(),
+            None => self.primary_url.replace("{primary}", hostname),
+        };
         format!("{}{path}", base.trim_end_matches('/'))
     }
 
@@ -248,6 +279,13 @@ impl Config {
                 return Err(Error::Config(
                     "a LiteFS node needs LITEFS_ORM_SECRET (at least 16 characters, the same on every node) to sign forwarded writes".into(),
                 ));
+            }
+            for (host, url) in &self.primary_urls {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(Error::Config(format!(
+                        "LITEFS_ORM_PRIMARY_URLS: the URL of {host:?} must start with http:// or https://, got {url:?}"
+                    )));
+                }
             }
             if !self.primary_url.contains("{primary}") {
                 return Err(Error::Config(format!(
@@ -269,6 +307,20 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Parses `host=url,host=url` (spaces around items allowed).
+fn parse_url_map(v: &str) -> Result<BTreeMap<String, String>> {
+    let mut map = BTreeMap::new();
+    for item in v.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let Some((host, url)) = item.split_once('=') else {
+            return Err(Error::Config(format!(
+                "LITEFS_ORM_PRIMARY_URLS must be hostname=url pairs separated by commas, got {item:?}"
+            )));
+        };
+        map.insert(host.trim().to_owned(), url.trim().to_owned());
+    }
+    Ok(map)
 }
 
 #[cfg(test)]
@@ -343,5 +395,48 @@ mod tests {
             err.to_string().contains("LITEFS_ORM_IDEMPOTENCY_WINDOW_MS"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_mapped_hostname_goes_to_its_url_and_others_through_the_template() {
+        let c = Config::from_lookup(lookup(&[
+            ("LITEFS_ORM_MOUNT", "/litefs"),
+            ("LITEFS_ORM_SECRET", "0123456789abcdef"),
+            (
+                "LITEFS_ORM_PRIMARY_URLS",
+                "n1=http://127.0.0.1:8081/, n2 = http://127.0.0.1:8082",
+            ),
+        ]))
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(
+            c.primary_rpc_url("n1"),
+            "http://127.0.0.1:8081/litefs-orm/v1/write"
+        );
+        assert_eq!(
+            c.primary_rpc_url("n2"),
+            "http://127.0.0.1:8082/litefs-orm/v1/write"
+        );
+        assert_eq!(
+            c.primary_rpc_url("n3"),
+            "http://n3:8080/litefs-orm/v1/write"
+        );
+    }
+
+    #[test]
+    fn a_url_map_item_without_an_equals_sign_names_the_variable() {
+        let err =
+            Config::from_lookup(lookup(&[("LITEFS_ORM_PRIMARY_URLS", "n1 http://x")])).unwrap_err();
+        assert!(err.to_string().contains("LITEFS_ORM_PRIMARY_URLS"), "{err}");
+    }
+
+    #[test]
+    fn a_mapped_url_without_a_scheme_is_refused() {
+        let err = Config::litefs("/litefs", "app.db")
+            .with_rpc_secret("0123456789abcdef")
+            .with_primary_url_for("n1", "127.0.0.1:8081")
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("http://"), "{err}");
     }
 }

@@ -5,6 +5,7 @@ pub mod endpoint;
 pub mod entities;
 pub mod operations;
 pub mod proxy;
+pub mod real;
 
 use std::net::SocketAddr;
 use std::time::Duration;

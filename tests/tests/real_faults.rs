@@ -1,0 +1,220 @@
+//! What the real LiteFS engine does to a running cluster — a primary's LiteFS stopping, LiteFS
+//! restarting under a running app, a planned primary change, the primary's app going away —
+//! and the typed, truthful outcome and recovery (no app restart) litefs-orm gives each.
+//!
+//! Tests that restart LiteFS under a running app use the rollback journal (DELETE mode): in
+//! WAL mode SQLite maps `<db>-shm` from the mount, and the next query after the mount went
+//! away ends the process with SIGBUS (see `Config::journal_mode`).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use litefs_orm::{Error, ReplicatedActiveModel};
+use litefs_orm_tests::entities::post;
+use litefs_orm_tests::real::{RealSetup, RealTestCluster};
+use sea_orm::{EntityTrait, PaginatorTrait};
+
+fn delete_mode() -> RealSetup {
+    RealSetup {
+        journal_mode: "delete",
+        ..RealSetup::default()
+    }
+}
+
+/// How long a recovery may take before the test fails.
+const RECOVERY: Duration = Duration::from_secs(15);
+
+/// Retries `insert` of a post titled `title` on `db` until it succeeds, for up to
+/// [`RECOVERY`]; returns every error seen on the way.
+async fn insert_until_it_lands(db: &litefs_orm::ReplicatedDb, title: &str) -> Vec<String> {
+    let start = std::time::Instant::now();
+    let mut errors = Vec::new();
+    loop {
+        match post::new(title).insert_replicated(db).await {
+            Ok(_) => return errors,
+            Err(Error::Rejected(f)) if f.kind == litefs_orm::DbFailureKind::UniqueViolation => {
+                // An earlier attempt of unknown fate had landed.
+                return errors;
+            }
+            Err(e) => errors.push(e.to_string()),
+        }
+        assert!(
+            start.elapsed() < RECOVERY,
+            "{title} never landed; errors: {errors:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_write_from_a_replica_fails_as_no_primary_and_not_committed_while_the_primarys_litefs_is_stopped()
+ {
+    let mut c = RealTestCluster::start().await;
+    c.stop_app(0);
+    c.litefs.stop_node(0).await.unwrap();
+    let wait = RealSetup::default().primary_wait;
+    let err = tokio::time::timeout(
+        wait + Duration::from_secs(3),
+        post::new("nowhere").insert_replicated(c.db(1)),
+    )
+    .await
+    .expect("the write ends after the primary wait, not the write timeout")
+    .unwrap_err();
+    assert!(matches!(err, Error::NoPrimary { .. }), "{err}");
+    assert!(!err.may_be_committed(), "{err}");
+}
+
+#[tokio::test]
+async fn reads_on_a_replica_keep_working_while_the_primarys_litefs_is_stopped() {
+    let mut c = RealTestCluster::start().await;
+    post::new("kept").insert_replicated(c.db(1)).await.unwrap();
+    c.stop_app(0);
+    c.litefs.stop_node(0).await.unwrap();
+    assert_eq!(post::Entity::find().count(c.db(1)).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn writes_from_replicas_resume_by_themselves_when_the_primarys_litefs_returns() {
+    let mut c = RealTestCluster::start_with(delete_mode()).await;
+    c.litefs.stop_node(0).await.unwrap();
+    let _ = post::new("while down").insert_replicated(c.db(1)).await;
+    c.litefs.start_node(0).await.unwrap();
+    insert_until_it_lands(c.db(1), "after").await;
+    let local = post::Entity::find().all(c.db(1)).await.unwrap();
+    assert!(local.iter().any(|p| p.title == "after"));
+}
+
+#[tokio::test]
+async fn a_write_on_a_primary_whose_mount_died_is_an_io_error_not_a_replica_refusal() {
+    let mut c = RealTestCluster::start_with(delete_mode()).await;
+    c.litefs.stop_node(0).await.unwrap();
+    let err = post::new("dead mount")
+        .insert_replicated(c.db(0))
+        .await
+        .unwrap_err();
+    assert!(
+        !matches!(err, Error::NotPrimary { .. }),
+        "a dead mount on the primary is not a replica: {err}"
+    );
+    c.litefs.start_node(0).await.unwrap();
+}
+
+#[tokio::test]
+async fn writes_on_the_primary_resume_after_litefs_restarts_under_its_app() {
+    let mut c = RealTestCluster::start_with(delete_mode()).await;
+    post::new("before")
+        .insert_replicated(c.db(0))
+        .await
+        .unwrap();
+    c.litefs.restart_node(0).await.unwrap();
+    insert_until_it_lands(c.db(0), "after").await;
+    assert_eq!(post::Entity::find().count(c.db(0)).await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn forwarded_writes_resume_after_litefs_restarts_under_the_primarys_app() {
+    let mut c = RealTestCluster::start_with(delete_mode()).await;
+    c.litefs.restart_node(0).await.unwrap();
+    insert_until_it_lands(c.db(2), "forwarded after").await;
+    let local = post::Entity::find().all(c.db(2)).await.unwrap();
+    assert!(local.iter().any(|p| p.title == "forwarded after"));
+}
+
+#[tokio::test]
+async fn a_replica_reads_and_forwards_again_after_its_litefs_restarts_under_its_app() {
+    let mut c = RealTestCluster::start_with(delete_mode()).await;
+    post::new("old").insert_replicated(c.db(1)).await.unwrap();
+    c.litefs.restart_node(1).await.unwrap();
+    insert_until_it_lands(c.db(1), "new").await;
+    let titles: Vec<String> = post::Entity::find()
+        .all(c.db(1))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.title)
+        .collect();
+    assert_eq!(titles, ["old", "new"]);
+}
+
+#[tokio::test]
+async fn replicas_writes_fail_as_not_committed_while_the_primarys_app_is_down_and_resume_after() {
+    let mut c = RealTestCluster::start_with(RealSetup {
+        write_timeout: Duration::from_secs(3),
+        ..RealSetup::default()
+    })
+    .await;
+    c.stop_app(0);
+    let err = post::new("refused")
+        .insert_replicated(c.db(1))
+        .await
+        .unwrap_err();
+    assert!(
+        !err.may_be_committed(),
+        "nothing reached the primary: {err}"
+    );
+    c.start_app(0).await;
+    post::new("accepted")
+        .insert_replicated(c.db(1))
+        .await
+        .unwrap();
+    let titles: Vec<String> = post::Entity::find()
+        .all(c.db(1))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.title)
+        .collect();
+    assert_eq!(titles, ["accepted"]);
+}
+
+#[tokio::test]
+async fn a_planned_primary_change_under_load_loses_and_duplicates_no_acknowledged_write() {
+    let mut c = RealTestCluster::start_with(delete_mode()).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..3 {
+        let db = c.db(w).clone();
+        let stop = stop.clone();
+        writers.push(tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let title = format!("w{w}-{n}");
+                n += 1;
+                if post::new(&title).insert_replicated(&db).await.is_ok() {
+                    acknowledged.push(title);
+                }
+            }
+            acknowledged
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    c.litefs.change_primary(1).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Every node writes again after the change.
+    for node in 0..3 {
+        insert_until_it_lands(c.db(node), &format!("after change {node}")).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut acknowledged = Vec::new();
+    for w in writers {
+        acknowledged.extend(w.await.unwrap());
+    }
+    c.sync().await;
+    for node in 0..3 {
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for p in post::Entity::find().all(c.db(node)).await.unwrap() {
+            *counts.entry(p.title).or_default() += 1;
+        }
+        for title in &acknowledged {
+            assert_eq!(counts.get(title), Some(&1), "{title} on node {node}");
+        }
+        for node_title in (0..3).map(|n| format!("after change {n}")) {
+            assert_eq!(
+                counts.get(&node_title),
+                Some(&1),
+                "{node_title} on node {node}"
+            );
+        }
+    }
+}
