@@ -73,6 +73,32 @@
 //! - The stand-in's own connections hold SQLite locks for short moments (polling, copying), so
 //!   in rollback journal modes an app writer on the primary may wait on them briefly.
 //!
+//! # Measured against real LiteFS v0.5.14
+//!
+//! [`real::RealCluster`] runs the real engine; these are the differences the stand-in keeps,
+//! each because the stand-in is for what one machine's LiteFS cannot do on demand (pausing
+//! and delaying replication, losing the primary without stopping a process):
+//!
+//! - **A lost primary.** Real LiteFS replicas on a static lease retry the primary once a
+//!   second and at each retry send a pair of `primaryChange` events (`hostname` set, then
+//!   cleared) in the same millisecond; `.primary` and `/info` never show the blink. The
+//!   stand-in's [`Cluster::lose_primary`] sends one `primaryChange` without a hostname.
+//! - **Replica write errors.** Real LiteFS: `SQLITE_READONLY_DBMOVED` (extended code 1544) in
+//!   rollback journal modes, `SQLITE_IOERR_WRITE` (778) in WAL mode, and `BEGIN IMMEDIATE`
+//!   itself succeeds. The stand-in's `EACCES` gives SQLite's plain `SQLITE_READONLY` (8) and
+//!   an `SQLITE_IOERR` variant (10): the same primary codes.
+//! - **`tx` events.** Real LiteFS adds `pageSize`, `commit` and `timestamp` to `txID` and
+//!   `postApplyChecksum`, and sends them on every node as each transaction is applied.
+//! - **TXIDs.** Real LiteFS gives every write transaction its own TXID (the first `CREATE
+//!   TABLE` is 1, and `PRAGMA journal_mode = wal` takes one); `-pos` inside a write
+//!   transaction reads the position before it, and exactly one more after its commit. The
+//!   stand-in may cover several commits with one bump (see above).
+//! - **LiteFS stopping under an app.** Real LiteFS cannot unmount while the app holds files:
+//!   it exits and leaves a dead mount; the app's open connections fail with
+//!   `SQLITE_IOERR_LOCK` (3850) for good in rollback journal modes, and in WAL mode the next
+//!   query ends the process with SIGBUS (the `-shm` mapping). The stand-in's mounts live as
+//!   long as the cluster.
+//!
 //! # Threads
 //!
 //! The watcher and each replicator are threads of their own (they poll and back off in steps

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use litefs_orm_testkit::real::{MountState, RealCluster, RealOptions, mount_state};
 
-async fn sql(path: &std::path::Path, sql: &str) {
+async fn sql(path: &std::path::Path, sql: &'static str) {
     use sea_orm::sqlx::{Connection, sqlite::SqliteConnection};
     let url = format!("sqlite://{}?mode=rwc", path.display());
     let mut c = SqliteConnection::connect(&url).await.unwrap();

@@ -1,6 +1,22 @@
 //! Starts and controls a real LiteFS v0.5.14 cluster on loopback, for tests.
 //!
-//! Needs the LiteFS binary (see [`litefs_binary`]) and FUSE (see [`check_fuse`]).
+//! Needs the LiteFS binary (see [`litefs_binary`]) and FUSE (see [`check_fuse`]). Each node
+//! gets `<root>/nN/{mnt,data}`, a `litefs.yml` with a static lease (node 0 the primary unless
+//! [`RealOptions::with_primary`] says otherwise) and an HTTP port on 127.0.0.1; its output goes
+//! to `<root>/nN/litefs.log` ([`RealCluster::log`]).
+//!
+//! ```no_run
+//! # async fn demo() -> litefs_orm_testkit::real::Result<()> {
+//! use std::time::Duration;
+//! use litefs_orm_testkit::real::{RealCluster, RealOptions};
+//!
+//! let mut cluster = RealCluster::start(RealOptions::default().with_nodes(3)).await?;
+//! // An app opens cluster.db_path(i) and follows cluster.http_url(i)'s /info and /events.
+//! cluster.sync(Duration::from_secs(5)).await?;
+//! cluster.restart_node(0).await?; // LiteFS restarted under whatever holds the mount
+//! cluster.change_primary(1).await?; // a planned primary change
+//! # Ok(()) }
+//! ```
 
 mod binary;
 mod cluster;
