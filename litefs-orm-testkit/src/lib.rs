@@ -79,16 +79,15 @@
 //! each because the stand-in is for what one machine's LiteFS cannot do on demand (pausing
 //! and delaying replication, losing the primary without stopping a process):
 //!
-//! - **A lost primary.** Real LiteFS replicas on a static lease retry the primary once a
-//!   second and at each retry send a pair of `primaryChange` events (`hostname` set, then
-//!   cleared) in the same millisecond; `.primary` and `/info` never show the blink. The
-//!   stand-in's [`Cluster::lose_primary`] sends one `primaryChange` without a hostname.
+//! - **A lost primary** blinks on `/events` as on LiteFS: replicas retry it once a second
+//!   and at each retry send a pair of `primaryChange` events (its hostname, then none) in the
+//!   same millisecond, while `.primary` and `/info` show no primary. Real LiteFS replicas
+//!   lose their primary only when its LiteFS stops; the stand-in's [`Cluster::lose_primary`]
+//!   takes the lease away while every process runs.
 //! - **Replica write errors.** Real LiteFS: `SQLITE_READONLY_DBMOVED` (extended code 1544) in
 //!   rollback journal modes, `SQLITE_IOERR_WRITE` (778) in WAL mode, and `BEGIN IMMEDIATE`
 //!   itself succeeds. The stand-in's `EACCES` gives SQLite's plain `SQLITE_READONLY` (8) and
 //!   an `SQLITE_IOERR` variant (10): the same primary codes.
-//! - **`tx` events.** Real LiteFS adds `pageSize`, `commit` and `timestamp` to `txID` and
-//!   `postApplyChecksum`, and sends them on every node as each transaction is applied.
 //! - **TXIDs.** Real LiteFS gives every write transaction its own TXID (the first `CREATE
 //!   TABLE` is 1, and `PRAGMA journal_mode = wal` takes one); `-pos` inside a write
 //!   transaction reads the position before it, and exactly one more after its commit. The

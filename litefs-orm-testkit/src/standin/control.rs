@@ -2,7 +2,7 @@
 //! `lose_primary`.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
 
@@ -104,10 +104,16 @@ impl Inner {
             return;
         };
         self.stop_workers(&mut w).await;
+        let generation = old.generation + 1;
         self.shared.set_role(Role {
             primary: None,
-            generation: old.generation + 1,
+            generation,
         });
+        self.rt.spawn(blink_lost_primary(
+            self.shared.clone(),
+            old_primary,
+            generation,
+        ));
         let node = &self.shared.nodes[old_primary];
         lock(&node.state).last_contact = Some(Instant::now());
         if let Err(e) = write_lag(&node.paths, 1) {
@@ -122,5 +128,20 @@ impl Inner {
         if let Err(e) = self.start_replicators(&mut w).await {
             tracing::error!("testkit: cannot start the replicators: {e}");
         }
+    }
+}
+
+/// What LiteFS replicas do while their primary is gone: retry it once a second, and at each
+/// retry send a `primaryChange` naming it and, in the same millisecond, one clearing it.
+/// Runs until the role changes again.
+async fn blink_lost_primary(shared: Arc<Shared>, lost: usize, generation: u64) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if shared.role().generation != generation {
+            return;
+        }
+        shared.blink_primary(lost);
     }
 }

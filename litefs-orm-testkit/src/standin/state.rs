@@ -183,6 +183,25 @@ impl Shared {
         }
     }
 
+    /// Sends the pair of `primaryChange` events a LiteFS replica sends at each retry of a lost
+    /// primary — `lost` named, then no primary — to every node but `lost`.
+    pub fn blink_primary(&self, lost: usize) {
+        let hostname = self.nodes[lost].hostname.clone();
+        for (_, node) in self.nodes.iter().enumerate().filter(|(i, _)| *i != lost) {
+            for hostname in [hostname.clone(), String::new()] {
+                let data = PrimaryEventData {
+                    is_primary: false,
+                    hostname,
+                };
+                let _ = node.events.send(Event {
+                    kind: EVENT_PRIMARY_CHANGE.to_owned(),
+                    db: None,
+                    data: Some(serde_json::to_value(data).unwrap_or_default()),
+                });
+            }
+        }
+    }
+
     /// Sends a `tx` event for `p` on node `i`'s stream.
     pub fn notify_tx(&self, i: usize, p: &PrimaryPos) {
         let timestamp = chrono::DateTime::from_timestamp_millis(p.timestamp_ms)

@@ -134,3 +134,18 @@ async fn events_report_each_transaction_with_its_txid() {
         assert_eq!(tx.data.as_ref().unwrap()["txID"], want.as_str());
     }
 }
+
+#[tokio::test]
+async fn a_lost_primary_blinks_on_a_replicas_events_once_a_second_as_on_litefs() {
+    let c = cluster(opts()).await;
+    let mut events = Events::open(c.http_addr(1).unwrap()).await;
+    events.next_of("init").await;
+    c.lose_primary().await;
+    let lost = primary_data(&events.next_of("primaryChange").await);
+    assert_eq!(lost.hostname, "");
+    let named = primary_data(&events.next_of("primaryChange").await);
+    let cleared = primary_data(&events.next_of("primaryChange").await);
+    assert_eq!((named.is_primary, named.hostname.as_str()), (false, "n1"));
+    assert_eq!((cleared.is_primary, cleared.hostname.as_str()), (false, ""));
+    assert_eq!(info(c.http_addr(1).unwrap()).await.primary.hostname, "");
+}
