@@ -106,6 +106,9 @@ fn fields_from_ast<'a>(
                 .iter()
                 .filter_map(|field| {
                     let attrs = attr::Field::from_ast(cx, &field.attrs);
+                    if !attrs.ignore && is_u64(&field.ty) {
+                        cx.error_spanned_by(&field.ty, U64_COLUMN);
+                    }
                     Some(Field {
                         ident: field.ident.as_ref()?,
                         ty: &field.ty,
@@ -126,6 +129,31 @@ fn fields_from_ast<'a>(
             None
         }
     }
+}
+
+const U64_COLUMN: &str = "a `u64` column cannot be stored: SQLite integers are signed 64-bit and \
+     sqlx-sqlite has no `u64` encoding; use `i64` (or `u32` and smaller). Columns litefs-orm \
+     forwards: i8..i64, u8..u32, f32, f64, bool, String, chrono, uuid, Vec<u8>, \
+     serde_json::Value, rust_decimal, DeriveActiveEnum enums, and Option of these";
+
+/// `u64` or `Option<u64>`, written plainly.
+fn is_u64(ty: &Type) -> bool {
+    let Type::Path(path) = ty else {
+        return false;
+    };
+    let Some(last) = path.path.segments.last() else {
+        return false;
+    };
+    if last.ident == "u64" {
+        return true;
+    }
+    if last.ident != "Option" {
+        return false;
+    }
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return false;
+    };
+    matches!(args.args.first(), Some(syn::GenericArgument::Type(inner)) if is_u64(inner))
 }
 
 /// A relation field of `#[sea_orm::model]` (`BelongsTo`, `HasOne`, `HasMany`), which

@@ -72,6 +72,9 @@ pub trait ReplicatedActiveModel: ActiveModelTrait + Send + Sync + Sized + 'stati
     fn save_replicated(self, db: &ReplicatedDb) -> impl Future<Output = Result<Self>> + Send;
 
     /// `ActiveModelTrait::delete`, on the primary; returns the number of rows deleted.
+    ///
+    /// That is SeaORM's `DeleteResult::rows_affected`: `DeleteResult` itself is
+    /// `#[non_exhaustive]`, so no crate but SeaORM can build one to return.
     fn delete_replicated(self, db: &ReplicatedDb) -> impl Future<Output = Result<u64>> + Send;
 
     #[doc(hidden)]

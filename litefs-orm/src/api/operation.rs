@@ -75,7 +75,7 @@ pub trait Operation: Serialize + DeserializeOwned + Send + Sync + 'static {
 #[derive(Debug, thiserror::Error)]
 pub enum OpError<E> {
     /// The operation returned its error; its transaction was rolled back.
-    #[error("the operation failed")]
+    #[error("the operation failed: {0:?}")]
     Failed(E),
     /// The operation could not run, or its outcome could not come back (see [`Error`]).
     #[error(transparent)]
