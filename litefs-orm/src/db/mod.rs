@@ -98,6 +98,17 @@ impl ReplicatedDb {
                 (role, Some(tracker))
             }
         };
+        Self::open_with(config, registry, transport, role, position).await
+    }
+
+    /// Opens the database of `config` for a node whose role `role` follows.
+    async fn open_with(
+        config: Config,
+        registry: Registry,
+        transport: Arc<dyn Transport>,
+        role: RoleWatch,
+        position: Option<PositionTracker>,
+    ) -> Result<Self> {
         let path = config.db_path();
         let may_create = role.current().writes_locally();
         if !may_create {

@@ -133,6 +133,20 @@ impl RoleWatch {
         }
     }
 
+    /// A role set by hand through the returned sender, for tests.
+    #[cfg(test)]
+    pub(crate) fn manual(role: Role) -> (Self, watch::Sender<Role>) {
+        let (tx, rx) = watch::channel(role);
+        let watch = RoleWatch {
+            rx,
+            refresh: Arc::new(Notify::new()),
+            feed: TxFeed::default(),
+            source: None,
+            _fixed: None,
+        };
+        (watch, tx)
+    }
+
     /// Follows a LiteFS mount, through its HTTP API when `http` is given.
     pub async fn litefs(mount: PathBuf, http: Option<String>) -> Self {
         let source = Arc::new(Source {
