@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use super::ReplicatedDb;
 use crate::db::job::Job;
-use crate::error::{Error, Result};
+use crate::error::{DbFailureKind, Error, Result};
 use crate::litefs::role::Role;
 use crate::primary::endpoint as server;
 use crate::primary::executor::in_transaction_until;
@@ -88,6 +88,10 @@ impl ReplicatedDb {
                     unreachable_since = None;
                     e
                 }
+                // The primary's database failed with an I/O error: not a refusal to retry.
+                Err(Error::Rejected(f)) if f.kind == DbFailureKind::Io => {
+                    return Err(job.name_error(attempts.ended_by(Error::Io(f))));
+                }
                 Err(e) => return Err(job.name_error(attempts.ended_by(e))),
             };
             if let Error::Transport {
@@ -120,12 +124,14 @@ impl ReplicatedDb {
             // Never sent anywhere: no other node can have committed it, so there is no key
             // to honour.
             let attempt = job.clone();
-            return in_transaction_until(&self.inner.committer, Some(deadline), move |txn| {
+            let ran = in_transaction_until(&self.inner.committer, Some(deadline), move |txn| {
                 Box::pin(async move { attempt.local(txn).await })
             })
-            .await
-            .map(|(out, _)| out)
-            .map_err(|e| e.into_error(None));
+            .await;
+            return match ran {
+                Ok((out, _)) => Ok(out),
+                Err(e) => Err(self.resolve(e).await.into_error(None)),
+            };
         };
         // An earlier attempt was sent, and may have committed there and replicated here:
         // run the very request the primary would have run, under its key.
@@ -437,5 +443,80 @@ mod tests {
         });
         let e = replicated(db.run(Noop).await.unwrap_err());
         assert!(e.may_be_committed(), "{e}");
+    }
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Insert;
+
+    impl Operation for Insert {
+        const NAME: &'static str = "insert";
+        type Output = ();
+        type Error = DbFailure;
+        async fn run(self, txn: &sea_orm::DatabaseTransaction) -> Result<(), DbFailure> {
+            use sea_orm::ConnectionTrait;
+            txn.execute_unprepared("INSERT INTO t DEFAULT VALUES")
+                .await?;
+            Ok(())
+        }
+    }
+
+    /// A primary whose writer refuses writes as read-only, as SQLite does on a mount that
+    /// LiteFS no longer serves as the primary's.
+    async fn read_only_primary(dir: &tempfile::TempDir) -> ReplicatedDb {
+        use sea_orm::ConnectionTrait;
+        let config = Config::standalone(dir.path().join("app.db"))
+            .with_primary_wait(PRIMARY_WAIT)
+            .with_write_timeout(Duration::from_secs(5));
+        let (watch, tx) = RoleWatch::manual(Role::Primary);
+        std::mem::forget(tx);
+        let db = ReplicatedDb::open_with(
+            config,
+            Registry::new().operation::<Insert>(),
+            Arc::new(Silent),
+            watch,
+            None,
+        )
+        .await
+        .unwrap();
+        db.execute_unprepared("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+            .await
+            .unwrap();
+        db.writer()
+            .execute_unprepared("PRAGMA query_only = ON")
+            .await
+            .unwrap();
+        db
+    }
+
+    #[tokio::test]
+    async fn a_read_only_refusal_on_a_node_still_primary_is_an_io_error_not_retried() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = read_only_primary(&dir).await;
+        let start = Instant::now();
+        let e = replicated(db.run(Insert).await.unwrap_err());
+        assert!(matches!(e, Error::Io(_)), "{e}");
+        assert!(!e.may_be_committed(), "{e}");
+        assert!(
+            e.to_string().contains("LiteFS mount may have gone away"),
+            "{e}"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "retried: {:?}",
+            start.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_plain_write_refused_on_a_node_still_primary_keeps_sqlite_s_error() {
+        use sea_orm::ConnectionTrait;
+        let dir = tempfile::tempdir().unwrap();
+        let db = read_only_primary(&dir).await;
+        let e = db
+            .execute_unprepared("INSERT INTO t DEFAULT VALUES")
+            .await
+            .unwrap_err();
+        assert!(!e.to_string().contains("this node is a"), "{e}");
+        assert!(crate::error::is_replica_write_error(&e), "{e}");
     }
 }

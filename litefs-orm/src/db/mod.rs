@@ -3,6 +3,7 @@
 use std::marker::PhantomData;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
@@ -16,9 +17,10 @@ use crate::api::operation::{OpError, Operation};
 use crate::api::registry::Registry;
 use crate::config::Config;
 use crate::db::job::{OperationJob, WriteJob};
-use crate::error::{Error, Result, is_replica_write_error};
+use crate::error::{Error, Result, SqliteFailure, classify};
 use crate::litefs::position::PositionTracker;
 use crate::litefs::role::{Role, RoleWatch};
+use crate::primary::executor::ExecError;
 use crate::primary::group_commit::Committer;
 use crate::primary::idempotency::Ledger;
 use crate::protocol::auth::Verifier;
@@ -60,6 +62,8 @@ struct Inner {
     outbox: Arc<Outbox>,
     verifier: Verifier,
     ledger: Ledger,
+    /// An I/O failure was logged and the database has not been reopened since.
+    io_failing: AtomicBool,
 }
 
 impl std::fmt::Debug for ReplicatedDb {
@@ -129,6 +133,7 @@ impl ReplicatedDb {
                 outbox,
                 verifier,
                 ledger,
+                io_failing: AtomicBool::new(false),
             }),
         })
     }
@@ -246,12 +251,62 @@ impl ReplicatedDb {
         }
     }
 
-    fn map_err(&self, e: DbErr) -> DbErr {
-        if is_replica_write_error(&e) {
-            self.refresh_role();
-            replica_write_refused(&self.role())
-        } else {
-            e
+    /// A failed SeaORM call: "not primary" when SQLite refused the write the way a LiteFS
+    /// replica does and a fresh look at the role agrees; otherwise SQLite's own error (an
+    /// I/O failure is noted, see [`ReplicatedDb::io_failed`]).
+    async fn map_err(&self, e: DbErr) -> DbErr {
+        match classify(&e) {
+            SqliteFailure::ReplicaRefusal => {
+                if self.confirms_not_primary().await {
+                    return replica_write_refused(&self.role());
+                }
+                // Still the primary: the read-only pool refusing a write, or a mount that
+                // went away.
+                e
+            }
+            SqliteFailure::Io => {
+                self.io_failed(&e);
+                e
+            }
+            SqliteFailure::Other => e,
+        }
+    }
+
+    /// Whether a fresh look at the role (LiteFS's `/info`, or its files) says this node is
+    /// not the primary. A role that cannot be read does not say so.
+    pub(crate) async fn confirms_not_primary(&self) -> bool {
+        self.refresh_role();
+        matches!(self.inner.role.check().await, Some(role) if !role.writes_locally())
+    }
+
+    /// What a failure of SQLite on this node's writer means once the role was looked at: a
+    /// replica-style refusal becomes [`ExecError::NotPrimary`] when LiteFS says this node is
+    /// not the primary, and an I/O failure otherwise; other failures are what they are.
+    pub(crate) async fn resolve(&self, e: ExecError) -> ExecError {
+        let e = match e {
+            ExecError::ReadOnly(err) => {
+                if self.confirms_not_primary().await {
+                    return ExecError::NotPrimary;
+                }
+                ExecError::Io(err)
+            }
+            e => e,
+        };
+        if let ExecError::Io(err) = &e {
+            self.io_failed(err);
+        }
+        e
+    }
+
+    /// Notes an I/O failure of this node's database: logged once until the database works
+    /// again.
+    pub(crate) fn io_failed(&self, e: &DbErr) {
+        if !self.inner.io_failing.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                database = %self.inner.config.db_path().display(),
+                error = %e,
+                "SQLite I/O error: the LiteFS mount may have gone away (LiteFS stopped or restarted under this app)"
+            );
         }
     }
 }
@@ -309,24 +364,34 @@ impl ConnectionTrait for ReplicatedDb {
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
         let conn = self.route(&stmt.sql)?;
-        conn.execute_raw(stmt).await.map_err(|e| self.map_err(e))
+        match conn.execute_raw(stmt).await {
+            Ok(r) => Ok(r),
+            Err(e) => Err(self.map_err(e).await),
+        }
     }
 
     async fn execute_unprepared(&self, sql_text: &str) -> Result<ExecResult, DbErr> {
         let conn = self.route(sql_text)?;
-        conn.execute_unprepared(sql_text)
-            .await
-            .map_err(|e| self.map_err(e))
+        match conn.execute_unprepared(sql_text).await {
+            Ok(r) => Ok(r),
+            Err(e) => Err(self.map_err(e).await),
+        }
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
         let conn = self.route(&stmt.sql)?;
-        conn.query_one_raw(stmt).await.map_err(|e| self.map_err(e))
+        match conn.query_one_raw(stmt).await {
+            Ok(r) => Ok(r),
+            Err(e) => Err(self.map_err(e).await),
+        }
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
         let conn = self.route(&stmt.sql)?;
-        conn.query_all_raw(stmt).await.map_err(|e| self.map_err(e))
+        match conn.query_all_raw(stmt).await {
+            Ok(r) => Ok(r),
+            Err(e) => Err(self.map_err(e).await),
+        }
     }
 
     fn support_returning(&self) -> bool {

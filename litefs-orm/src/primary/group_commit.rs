@@ -133,9 +133,10 @@ struct Lease {
 /// How a write's work ended.
 enum Ran {
     Ok,
-    /// Failed; `fatal` when the error ends the transaction (this node is not the primary).
+    /// Failed; `fatal` holds the error when it ends the transaction (this node is not the
+    /// primary, or its database's I/O failed).
     Failed {
-        fatal: bool,
+        fatal: Option<ExecError>,
     },
     /// Panicked or was cancelled.
     Abandoned,
@@ -240,7 +241,7 @@ where
             Ok((value, txid))
         }
         Err(e) => {
-            let fatal = matches!(e, ExecError::NotPrimary);
+            let fatal = e.ends_the_transaction().then(|| e.share());
             lease.finish(Ran::Failed { fatal });
             Err(e)
         }
