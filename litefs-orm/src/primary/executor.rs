@@ -192,7 +192,7 @@ where
     batch::as_writing(committer, async move {
         match batch::enter(committer) {
             batch::Entry::Alone(owner) => {
-                let result = solo(&committer.writer, committer.position.as_ref(), work).await;
+                let result = solo(&committer.writer(), committer.position.as_ref(), work).await;
                 drop(owner);
                 result
             }

@@ -77,7 +77,7 @@ impl Members {
 /// Runs one batch from `first` on: see the module docs.
 pub(super) async fn run_batch(committer: &Committer, first: Ticket) {
     let position = committer.position.as_ref();
-    let txn = match crate::primary::executor::begin(&committer.writer).await {
+    let txn = match crate::primary::executor::begin(&committer.writer()).await {
         Ok(txn) => Arc::new(txn),
         Err(e) => {
             let _ = first.send(Err(e.into()));
