@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
 
-use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbBackend, DbErr, ExecResult, QueryResult,
     SqlxSqliteConnector, Statement,
@@ -15,7 +15,7 @@ use sea_orm::{
 use crate::api::active_model::{Applied, ReplicatedActiveModel};
 use crate::api::operation::{OpError, Operation};
 use crate::api::registry::Registry;
-use crate::config::Config;
+use crate::config::{Config, JournalMode};
 use crate::db::job::{OperationJob, WriteJob};
 use crate::error::{Error, Result, SqliteFailure, classify};
 use crate::litefs::position::PositionTracker;
@@ -161,8 +161,14 @@ impl ReplicatedDb {
         if !may_create {
             wait_for_file(&path, config.primary_wait + config.replication_timeout).await?;
         }
-        let writer = open(&path, 1, false, may_create).await?;
-        let reader = open(&path, config.read_connections, true, false).await?;
+        // LiteFS replicates the journal mode from the primary: only a node that writes
+        // sets it.
+        let journal = may_create.then_some(config.journal_mode);
+        let writer = open(&path, 1, false, may_create, journal).await?;
+        let reader = open(&path, config.read_connections, true, false, None).await?;
+        if !may_create {
+            note_journal_mode(&reader, config.journal_mode).await;
+        }
         let verifier = Verifier::new(config.rpc_secret.as_deref(), config.max_clock_skew);
         let ledger = Ledger::new(config.idempotency_window);
         let outbox = Outbox::new(transport, config.max_body_bytes);
@@ -382,9 +388,10 @@ impl ReplicatedDb {
         let config = &self.inner.config;
         let path = config.db_path();
         let mount = config.litefs_mount.as_deref().and_then(MountId::of);
+        let journal = self.role().writes_locally().then_some(config.journal_mode);
         let opened = async {
-            let writer = open(&path, 1, false, false).await?;
-            let reader = open(&path, config.read_connections, true, false).await?;
+            let writer = open(&path, 1, false, false, journal).await?;
+            let reader = open(&path, config.read_connections, true, false, None).await?;
             Ok::<_, Error>((writer, reader))
         };
         let (writer, reader) = match opened.await {
@@ -475,16 +482,48 @@ async fn wait_for_file(path: &Path, timeout: Duration) -> Result<()> {
     Ok(())
 }
 
+/// Logs the journal mode a replica's database has (the primary's choice) when it is not
+/// the configured one.
+async fn note_journal_mode(conn: &DatabaseConnection, configured: JournalMode) {
+    let mode = conn
+        .query_one_raw(Statement::from_string(
+            DbBackend::Sqlite,
+            "PRAGMA journal_mode",
+        ))
+        .await
+        .ok()
+        .flatten()
+        .and_then(|row| row.try_get_by_index::<String>(0).ok());
+    match mode {
+        Some(mode) if !mode.eq_ignore_ascii_case(configured.as_str()) => tracing::info!(
+            journal_mode = %mode,
+            configured = %configured,
+            "this replica's database is in the journal mode the primary set, not the configured one"
+        ),
+        _ => {}
+    }
+}
+
+/// Opens a pool on `path`; `journal` sets the journal mode on each of its connections.
 async fn open(
     path: &Path,
     connections: u32,
     read_only: bool,
     create: bool,
+    journal: Option<JournalMode>,
 ) -> Result<DatabaseConnection> {
     let mut options = SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(create)
         .busy_timeout(Duration::from_secs(5));
+    if let Some(mode) = journal {
+        options = options.journal_mode(match mode {
+            JournalMode::Delete => SqliteJournalMode::Delete,
+            JournalMode::Truncate => SqliteJournalMode::Truncate,
+            JournalMode::Persist => SqliteJournalMode::Persist,
+            _ => SqliteJournalMode::Wal,
+        });
+    }
     if read_only {
         // Writes on this pool fail inside SQLite, whatever the node's role.
         options = options.pragma("query_only", "ON");
@@ -583,7 +622,9 @@ mod tests {
         let old = mount.with_extension("old");
         std::fs::rename(mount, &old).unwrap();
         std::fs::create_dir(mount).unwrap();
-        let fresh = open(&mount.join("app.db"), 1, false, true).await.unwrap();
+        let fresh = open(&mount.join("app.db"), 1, false, true, None)
+            .await
+            .unwrap();
         fresh
             .execute_unprepared("CREATE TABLE t (id INTEGER PRIMARY KEY); INSERT INTO t VALUES (2)")
             .await
@@ -627,7 +668,9 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(rows(&db.reader()).await, vec![2, 3]);
-        let before = open(&old.join("app.db"), 1, true, false).await.unwrap();
+        let before = open(&old.join("app.db"), 1, true, false, None)
+            .await
+            .unwrap();
         assert_eq!(rows(&before).await, vec![1]);
     }
 
@@ -666,5 +709,61 @@ mod tests {
         }
         assert_eq!(db.inner.reopened.load(Ordering::Relaxed), 1);
         assert!(!db.inner.io_failing.load(Ordering::Relaxed));
+    }
+
+    async fn journal_mode(conn: &DatabaseConnection) -> String {
+        conn.query_one_raw(Statement::from_string(
+            DbBackend::Sqlite,
+            "PRAGMA journal_mode",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index(0)
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_primary_opens_its_database_in_wal_mode_by_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = primary_on(dir.path()).await;
+        assert_eq!(journal_mode(&db.writer()).await, "wal");
+        assert_eq!(journal_mode(&db.reader()).await, "wal");
+    }
+
+    #[tokio::test]
+    async fn a_standalone_node_sets_the_configured_journal_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let config =
+            Config::standalone(dir.path().join("app.db")).with_journal_mode(JournalMode::Truncate);
+        let db = ReplicatedDb::connect(config, Registry::new())
+            .await
+            .unwrap();
+        assert_eq!(journal_mode(&db.writer()).await, "truncate");
+    }
+
+    #[tokio::test]
+    async fn a_replica_keeps_the_journal_mode_the_primary_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.db");
+        let primary = open(&path, 1, false, true, Some(JournalMode::Delete))
+            .await
+            .unwrap();
+        primary
+            .execute_unprepared("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+            .await
+            .unwrap();
+        let (role, tx) = RoleWatch::manual(Role::NoPrimary);
+        std::mem::forget(tx);
+        let replica = ReplicatedDb::open_with(
+            Config::standalone(&path),
+            Registry::new(),
+            Arc::new(HttpTransport::new("").unwrap()),
+            role,
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(journal_mode(&replica.writer()).await, "delete");
     }
 }

@@ -9,7 +9,7 @@
 //! A replica whose primary went away retries it once a second, and LiteFS's `/events` then
 //! sends a `primaryChange` naming the old primary immediately followed by one naming none:
 //! a flap, not a primary. So a change from "no primary" to "replica of X" seen on
-//! `/events` is held for [`DEBOUNCE`] and dropped if a "no primary" event follows; if none
+//! `/events` is held for 75 ms and dropped if a "no primary" event follows; if none
 //! does, `/info` is read to confirm it before it is published. Changes to "primary" and to
 //! "no primary" are published at once.
 
