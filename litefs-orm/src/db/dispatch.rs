@@ -392,7 +392,8 @@ mod tests {
         assert!(matches!(e, Error::NoPrimary { .. }), "{e}");
         assert!(!e.may_be_committed(), "{e}");
         assert!(took >= PRIMARY_WAIT, "ended after {took:?}");
-        assert!(took < PRIMARY_WAIT * 4, "ended after {took:?}");
+        // Well before the 5 s write timeout: the flaps did not restart the wait.
+        assert!(took < Duration::from_secs(3), "ended after {took:?}");
         assert!(
             transport.sent.load(Ordering::SeqCst) > 0,
             "no flap was tried"
