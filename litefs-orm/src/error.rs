@@ -56,6 +56,15 @@ pub enum Error {
     /// The primary's database refused the write (constraint, hook error...). Nothing was written.
     #[error("the primary's database refused the write: {0}")]
     Rejected(DbFailure),
+    /// SQLite failed with an I/O error on the primary's database (this node's, when it is
+    /// the primary), or refused a write while LiteFS still says that node is the primary.
+    /// The statement failed inside SQLite: nothing was written, and the write is not retried.
+    /// The usual cause is a LiteFS mount that went away under the running app (LiteFS
+    /// stopped or restarted); the node reopens its connections once LiteFS is mounted again.
+    #[error(
+        "the primary's database failed with an I/O error: {0}; the write was not applied. The LiteFS mount may have gone away (LiteFS stopped or restarted under the app); the node reopens its database connections once LiteFS is mounted again"
+    )]
+    Io(DbFailure),
     /// The write was committed on the primary, but this replica did not reach its position in time.
     #[error(
         "the write was committed on the primary at txid {txid}, but this replica is still at txid {local} after {waited:?}; it will appear once replication catches up"
@@ -170,7 +179,7 @@ impl Error {
     /// The database failure when the primary refused the write.
     pub fn db_failure(&self) -> Option<&DbFailure> {
         match self {
-            Error::Rejected(f) => Some(f),
+            Error::Rejected(f) | Error::Io(f) => Some(f),
             _ => None,
         }
     }
@@ -205,6 +214,8 @@ pub enum DbFailureKind {
     RecordNotFound,
     /// `DbErr::Custom`, typically from an `ActiveModelBehavior` hook.
     Custom,
+    /// SQLite's I/O failed (see [`Error::Io`]): the LiteFS mount may have gone away.
+    Io,
     /// Anything else.
     Other,
 }
@@ -225,6 +236,7 @@ impl From<DbErr> for DbFailure {
 impl From<&DbErr> for DbFailure {
     fn from(e: &DbErr) -> Self {
         let kind = match (e.sql_err(), e) {
+            _ if classify(e) != SqliteFailure::Other => DbFailureKind::Io,
             (Some(SqlErr::UniqueConstraintViolation(_)), _) => DbFailureKind::UniqueViolation,
             (Some(SqlErr::ForeignKeyConstraintViolation(_)), _) => {
                 DbFailureKind::ForeignKeyViolation
@@ -243,20 +255,156 @@ impl From<&DbErr> for DbFailure {
     }
 }
 
-/// SQLite's primary result codes that LiteFS produces for a write on a replica:
-/// `SQLITE_IOERR` (10) in WAL mode and `SQLITE_READONLY` (8) in rollback modes.
-pub(crate) fn is_replica_write_error(e: &DbErr) -> bool {
+/// What a SQLite failure on a LiteFS node's database means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SqliteFailure {
+    /// SQLite refused a write the way LiteFS makes it refuse on a replica:
+    /// `SQLITE_READONLY` (8) or `SQLITE_READONLY_DBMOVED` (1544) in rollback journal modes,
+    /// `SQLITE_IOERR_WRITE` (778) in WAL mode. "Not primary" only if a fresh look at the role
+    /// agrees; on a node that is still primary it is an I/O failure.
+    ReplicaRefusal,
+    /// Any other I/O failure: `SQLITE_IOERR_*` (`SQLITE_IOERR_LOCK`, 3850, once the mount
+    /// died under an open connection), `SQLITE_CANTOPEN`, the other `SQLITE_READONLY_*`, or
+    /// an OS error (`ENOTCONN` from a dead FUSE mount).
+    Io,
+    /// Anything else: constraints, syntax, busy...
+    Other,
+}
+
+/// Sorts `e` for [`SqliteFailure`]. sqlx reports SQLite's extended result code, as a
+/// decimal string, from `DatabaseError::code`.
+pub(crate) fn classify(e: &DbErr) -> SqliteFailure {
     use sea_orm::RuntimeErr;
     let (DbErr::Exec(RuntimeErr::SqlxError(e))
     | DbErr::Query(RuntimeErr::SqlxError(e))
     | DbErr::Conn(RuntimeErr::SqlxError(e))) = e
     else {
-        return false;
+        return SqliteFailure::Other;
     };
-    let sea_orm::sqlx::Error::Database(db) = e.as_ref() else {
-        return false;
-    };
-    let code: i64 = db.code().and_then(|c| c.parse().ok()).unwrap_or(-1);
-    // Extended codes keep the primary code in their low byte.
-    matches!(code & 0xff, 8 | 10)
+    match e.as_ref() {
+        sea_orm::sqlx::Error::Database(db) => {
+            let code: i64 = db.code().and_then(|c| c.parse().ok()).unwrap_or(-1);
+            classify_code(code)
+        }
+        sea_orm::sqlx::Error::Io(_) => SqliteFailure::Io,
+        _ => SqliteFailure::Other,
+    }
+}
+
+/// [`classify`] for SQLite's (extended) result code.
+pub(crate) fn classify_code(code: i64) -> SqliteFailure {
+    const READONLY: i64 = 8;
+    const READONLY_DBMOVED: i64 = 1544;
+    const IOERR: i64 = 10;
+    const IOERR_WRITE: i64 = 778;
+    const CANTOPEN: i64 = 14;
+    match code {
+        READONLY | READONLY_DBMOVED | IOERR_WRITE => SqliteFailure::ReplicaRefusal,
+        // Extended codes keep the primary code in their low byte.
+        c if c >= 0 && matches!(c & 0xff, READONLY | IOERR | CANTOPEN) => SqliteFailure::Io,
+        _ => SqliteFailure::Other,
+    }
+}
+
+/// True when SQLite refused a write the way LiteFS makes it refuse on a replica (see
+/// [`SqliteFailure::ReplicaRefusal`]); whether this node is the primary still needs a look
+/// at the role.
+pub(crate) fn is_replica_write_error(e: &DbErr) -> bool {
+    classify(e) == SqliteFailure::ReplicaRefusal
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_codes_of_a_write_on_a_litefs_replica_are_replica_refusals() {
+        // DELETE mode: SQLITE_READONLY_DBMOVED; WAL mode: SQLITE_IOERR_WRITE; plain READONLY.
+        for code in [1544, 778, 8] {
+            assert_eq!(classify_code(code), SqliteFailure::ReplicaRefusal, "{code}");
+        }
+    }
+
+    #[test]
+    fn a_lock_error_of_a_dead_mount_is_an_io_failure() {
+        assert_eq!(classify_code(3850), SqliteFailure::Io);
+    }
+
+    #[test]
+    fn other_io_and_readonly_codes_are_io_failures() {
+        // SQLITE_IOERR, IOERR_READ, IOERR_FSYNC, SQLITE_CANTOPEN, READONLY_CANTLOCK.
+        for code in [10, 266, 1034, 14, 520] {
+            assert_eq!(classify_code(code), SqliteFailure::Io, "{code}");
+        }
+    }
+
+    #[test]
+    fn constraint_and_busy_codes_are_other_failures() {
+        // UNIQUE, FOREIGN KEY, BUSY, LOCKED, unknown.
+        for code in [2067, 787, 5, 6, -1] {
+            assert_eq!(classify_code(code), SqliteFailure::Other, "{code}");
+        }
+    }
+
+    /// The error SQLite gives for `sql` on a fresh database at `path` opened with `options`.
+    async fn error_of(path: &std::path::Path, sql: &str, read_only: bool) -> DbErr {
+        use sea_orm::ConnectionTrait;
+        use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+        if !path.exists() {
+            let rw = SqlitePoolOptions::new()
+                .connect_with(
+                    SqliteConnectOptions::new()
+                        .filename(path)
+                        .create_if_missing(true),
+                )
+                .await
+                .unwrap();
+            sea_orm::sqlx::query("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+                .execute(&rw)
+                .await
+                .unwrap();
+            rw.close().await;
+        }
+        let pool = SqlitePoolOptions::new()
+            .connect_with(
+                SqliteConnectOptions::new()
+                    .filename(path)
+                    .read_only(read_only),
+            )
+            .await
+            .unwrap();
+        let conn = sea_orm::SqlxSqliteConnector::from_sqlx_sqlite_pool(pool);
+        conn.execute_unprepared(sql).await.unwrap_err()
+    }
+
+    #[tokio::test]
+    async fn a_write_on_a_read_only_database_is_a_replica_refusal() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = error_of(&dir.path().join("a.db"), "INSERT INTO t VALUES (1)", true).await;
+        assert_eq!(classify(&e), SqliteFailure::ReplicaRefusal, "{e}");
+        assert!(is_replica_write_error(&e));
+    }
+
+    #[tokio::test]
+    async fn a_unique_violation_is_neither_refusal_nor_io() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        let e = error_of(
+            &path,
+            "INSERT INTO t VALUES (1); INSERT INTO t VALUES (1)",
+            false,
+        )
+        .await;
+        assert_eq!(classify(&e), SqliteFailure::Other, "{e}");
+        assert_eq!(DbFailure::from(&e).kind, DbFailureKind::UniqueViolation);
+    }
+
+    #[test]
+    fn an_io_failure_crosses_the_wire_as_its_own_kind() {
+        let e = DbErr::Exec(sea_orm::RuntimeErr::SqlxError(std::sync::Arc::new(
+            sea_orm::sqlx::Error::Io(std::io::Error::from_raw_os_error(107)),
+        )));
+        assert_eq!(classify(&e), SqliteFailure::Io);
+        assert_eq!(DbFailure::from(&e).kind, DbFailureKind::Io);
+    }
 }

@@ -24,6 +24,7 @@ pub use api::active_model::{ModelOf, ReplicatedActiveModel};
 pub use api::operation::{OpError, Operation};
 pub use api::registry::Registry;
 pub use api::replicated::Replicated;
+pub use config::JournalMode;
 pub use config::{BATCH_PATH, Config, OPERATION_PATH, RPC_PATH};
 pub use db::ReplicatedDb;
 pub use error::{DbFailure, DbFailureKind, Error, Result};

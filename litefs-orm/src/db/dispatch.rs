@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use super::ReplicatedDb;
 use crate::db::job::Job;
-use crate::error::{Error, Result};
+use crate::error::{DbFailureKind, Error, Result};
 use crate::litefs::role::Role;
 use crate::primary::endpoint as server;
 use crate::primary::executor::in_transaction_until;
@@ -19,6 +19,11 @@ use crate::replica::client;
 const RETRY_PAUSE: Duration = Duration::from_millis(20);
 /// Longest pause between attempts.
 const RETRY_PAUSE_MAX: Duration = Duration::from_millis(500);
+/// How long a forwarded attempt may still answer once the role changed under it. A primary
+/// that went away refuses the connection within this, and the attempt then ends as one
+/// that was not applied; only an attempt still unanswered after it ends as one of unknown
+/// fate.
+const ROLE_CHANGE_GRACE: Duration = Duration::from_millis(500);
 
 impl ReplicatedDb {
     /// Where work runs: locally in a transaction on the primary (or standalone), forwarded
@@ -39,6 +44,11 @@ impl ReplicatedDb {
         let mut sent: Option<Bytes> = None;
         let mut attempts = Attempts::default();
         let mut pause = RETRY_PAUSE;
+        // Since when no primary has been reachable: set when the role says there is none,
+        // kept while attempts fail to reach the one a brief role change named, cleared when
+        // an attempt reaches a primary. The primary wait counts from it, so a role that
+        // flaps does not restart the wait.
+        let mut unreachable_since: Option<Instant> = None;
         loop {
             if remaining().is_zero() {
                 return Err(job.name_error(attempts.timed_out(cfg.write_timeout)));
@@ -56,21 +66,41 @@ impl ReplicatedDb {
                     self.forward(&job, primary, &role, body, remaining()).await
                 }
                 Role::NoPrimary => {
-                    let wait = cfg.primary_wait.min(remaining());
-                    match self.inner.role.wait_for_primary(wait).await {
-                        Some(_) => continue,
-                        None => {
-                            let none = Error::NoPrimary { waited: wait };
-                            return Err(job.name_error(attempts.ended_by(none)));
-                        }
+                    let since = *unreachable_since.get_or_insert_with(Instant::now);
+                    let wait = cfg
+                        .primary_wait
+                        .saturating_sub(since.elapsed())
+                        .min(remaining());
+                    if !wait.is_zero() && self.inner.role.wait_for_primary(wait).await.is_some() {
+                        continue;
                     }
+                    let none = Error::NoPrimary {
+                        waited: since.elapsed(),
+                    };
+                    return Err(job.name_error(attempts.ended_by(none)));
                 }
             };
             let error = match result {
                 Ok(out) => return Ok(out),
-                Err(e @ (Error::NotPrimary { .. } | Error::Transport { .. })) => e,
+                Err(e @ Error::Transport { .. }) => e,
+                Err(e @ Error::NotPrimary { .. }) => {
+                    // A node answered: a primary was reachable a moment ago.
+                    unreachable_since = None;
+                    e
+                }
+                // The primary's database failed with an I/O error: not a refusal to retry.
+                Err(Error::Rejected(f)) if f.kind == DbFailureKind::Io => {
+                    return Err(job.name_error(attempts.ended_by(Error::Io(f))));
+                }
                 Err(e) => return Err(job.name_error(attempts.ended_by(e))),
             };
+            if let Error::Transport {
+                maybe_committed: true,
+                ..
+            } = error
+            {
+                unreachable_since = None;
+            }
             tracing::debug!(error = %error, "replicated write not done; retrying");
             attempts.failed(error);
             self.refresh_role();
@@ -94,12 +124,14 @@ impl ReplicatedDb {
             // Never sent anywhere: no other node can have committed it, so there is no key
             // to honour.
             let attempt = job.clone();
-            return in_transaction_until(&self.inner.committer, Some(deadline), move |txn| {
+            let ran = in_transaction_until(&self.inner.committer, Some(deadline), move |txn| {
                 Box::pin(async move { attempt.local(txn).await })
             })
-            .await
-            .map(|(out, _)| out)
-            .map_err(|e| e.into_error(None));
+            .await;
+            return match ran {
+                Ok((out, _)) => Ok(out),
+                Err(e) => Err(self.resolve(e).await.into_error(None)),
+            };
         };
         // An earlier attempt was sent, and may have committed there and replicated here:
         // run the very request the primary would have run, under its key.
@@ -110,9 +142,10 @@ impl ReplicatedDb {
     }
 
     /// Sends `job`'s request `body` to `primary` and waits for this replica to catch up with
-    /// the commit. A primary change while the answer is awaited ends the attempt as one of
-    /// unknown fate: the old primary may never answer, and the key makes asking the new one
-    /// safe.
+    /// the commit. A primary change while the answer is awaited leaves the attempt
+    /// [`ROLE_CHANGE_GRACE`] to answer — a refused connection then still says nothing was
+    /// applied — and then ends it as one of unknown fate: the old primary may never answer,
+    /// and the key makes asking the new one safe.
     async fn forward<J: Job>(
         &self,
         job: &J,
@@ -122,15 +155,23 @@ impl ReplicatedDb {
         timeout: Duration,
     ) -> Result<J::Output> {
         let base = self.inner.config.primary_url_for(primary, "");
+        let send = self.inner.outbox.send(&base, J::PATH, body, timeout);
+        tokio::pin!(send);
         let answer = tokio::select! {
-            answer = self.inner.outbox.send(&base, J::PATH, body, timeout) => answer?,
+            answer = &mut send => answer?,
             () = self.inner.role.until_changed(role) => {
-                return Err(Error::Transport {
-                    message: format!("the primary changed (this node is now {}) before it answered", self.role()),
-                    url: format!("{base}{}", J::PATH),
-                    maybe_committed: true,
-                    attempts: 1,
-                });
+                match tokio::time::timeout(ROLE_CHANGE_GRACE.min(timeout), &mut send).await {
+                    Ok(answer) => answer?,
+                    Err(_) => return Err(Error::Transport {
+                        message: format!(
+                            "the primary changed (this node is now {}) before it answered",
+                            self.role()
+                        ),
+                        url: format!("{base}{}", J::PATH),
+                        maybe_committed: true,
+                        attempts: 1,
+                    }),
+                }
             }
         };
         let (out, txid) = job.answer(&answer)?;
@@ -232,5 +273,251 @@ impl Attempts {
             },
             (other, None) => other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::sync::watch;
+
+    use super::*;
+    use crate::api::operation::{OpError, Operation};
+    use crate::api::registry::Registry;
+    use crate::config::Config;
+    use crate::error::DbFailure;
+    use crate::litefs::role::RoleWatch;
+    use crate::replica::client::Transport;
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Noop;
+
+    impl Operation for Noop {
+        const NAME: &'static str = "noop";
+        type Output = i64;
+        type Error = DbFailure;
+        async fn run(self, _txn: &sea_orm::DatabaseTransaction) -> Result<i64, DbFailure> {
+            Ok(1)
+        }
+    }
+
+    /// A primary that is gone: every request is refused after `delay`, before it is sent.
+    struct Refused {
+        delay: Duration,
+        sent: AtomicUsize,
+    }
+
+    impl Transport for Refused {
+        fn send<'a>(
+            &'a self,
+            url: &'a str,
+            _body: Bytes,
+            _timeout: Duration,
+        ) -> crate::BoxFut<'a, Result<Bytes>> {
+            Box::pin(async move {
+                self.sent.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(self.delay).await;
+                Err(Error::Transport {
+                    url: url.to_owned(),
+                    message: "error trying to connect: Connection refused (os error 111)".into(),
+                    maybe_committed: false,
+                    attempts: 1,
+                })
+            })
+        }
+    }
+
+    const PRIMARY_WAIT: Duration = Duration::from_millis(300);
+
+    /// A replica handle on a fresh database whose role the returned sender sets.
+    async fn replica(
+        dir: &tempfile::TempDir,
+        transport: Arc<dyn Transport>,
+        role: Role,
+    ) -> (ReplicatedDb, watch::Sender<Role>) {
+        let path = dir.path().join("app.db");
+        std::fs::File::create(&path).unwrap();
+        let config = Config::standalone(path)
+            .with_primary_wait(PRIMARY_WAIT)
+            .with_write_timeout(Duration::from_secs(5));
+        let (watch, tx) = RoleWatch::manual(role);
+        let db = ReplicatedDb::open_with(
+            config,
+            Registry::new().operation::<Noop>(),
+            transport,
+            watch,
+            None,
+        )
+        .await
+        .unwrap();
+        (db, tx)
+    }
+
+    fn replica_of_n1() -> Role {
+        Role::Replica {
+            primary: "n1".into(),
+        }
+    }
+
+    fn replicated(e: OpError<DbFailure>) -> Error {
+        match e {
+            OpError::Replicated(e) => e,
+            OpError::Failed(f) => panic!("the operation itself failed: {f}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_write_while_the_role_flaps_ends_after_the_primary_wait_as_not_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let transport = Arc::new(Refused {
+            delay: Duration::from_millis(2),
+            sent: AtomicUsize::new(0),
+        });
+        let (db, role) = replica(&dir, transport.clone(), Role::NoPrimary).await;
+        // LiteFS's flap: "replica of n1" for an instant, then "no primary" again.
+        let flapper = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(60)).await;
+                role.send_replace(replica_of_n1());
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                role.send_replace(Role::NoPrimary);
+            }
+        });
+        let start = Instant::now();
+        let e = replicated(db.run(Noop).await.unwrap_err());
+        let took = start.elapsed();
+        flapper.abort();
+        assert!(matches!(e, Error::NoPrimary { .. }), "{e}");
+        assert!(!e.may_be_committed(), "{e}");
+        assert!(took >= PRIMARY_WAIT, "ended after {took:?}");
+        // Well before the 5 s write timeout: the flaps did not restart the wait.
+        assert!(took < Duration::from_secs(3), "ended after {took:?}");
+        assert!(
+            transport.sent.load(Ordering::SeqCst) > 0,
+            "no flap was tried"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_attempt_refused_just_after_the_role_changed_is_not_maybe_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let transport = Arc::new(Refused {
+            delay: Duration::from_millis(50),
+            sent: AtomicUsize::new(0),
+        });
+        let (db, role) = replica(&dir, transport, replica_of_n1()).await;
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            role.send_replace(Role::NoPrimary);
+            // Keep the sender alive past the write.
+            tokio::time::sleep(Duration::from_secs(10)).await;
+        });
+        let e = replicated(db.run(Noop).await.unwrap_err());
+        assert!(matches!(e, Error::NoPrimary { .. }), "{e}");
+        assert!(!e.may_be_committed(), "{e}");
+    }
+
+    /// A primary that takes the request and never answers.
+    struct Silent;
+
+    impl Transport for Silent {
+        fn send<'a>(
+            &'a self,
+            _url: &'a str,
+            _body: Bytes,
+            _timeout: Duration,
+        ) -> crate::BoxFut<'a, Result<Bytes>> {
+            Box::pin(std::future::pending())
+        }
+    }
+
+    #[tokio::test]
+    async fn an_attempt_unanswered_after_the_role_changed_may_be_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, role) = replica(&dir, Arc::new(Silent), replica_of_n1()).await;
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            role.send_replace(Role::NoPrimary);
+            tokio::time::sleep(Duration::from_secs(10)).await;
+        });
+        let e = replicated(db.run(Noop).await.unwrap_err());
+        assert!(e.may_be_committed(), "{e}");
+    }
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Insert;
+
+    impl Operation for Insert {
+        const NAME: &'static str = "insert";
+        type Output = ();
+        type Error = DbFailure;
+        async fn run(self, txn: &sea_orm::DatabaseTransaction) -> Result<(), DbFailure> {
+            use sea_orm::ConnectionTrait;
+            txn.execute_unprepared("INSERT INTO t DEFAULT VALUES")
+                .await?;
+            Ok(())
+        }
+    }
+
+    /// A primary whose writer refuses writes as read-only, as SQLite does on a mount that
+    /// LiteFS no longer serves as the primary's.
+    async fn read_only_primary(dir: &tempfile::TempDir) -> ReplicatedDb {
+        use sea_orm::ConnectionTrait;
+        let config = Config::standalone(dir.path().join("app.db"))
+            .with_primary_wait(PRIMARY_WAIT)
+            .with_write_timeout(Duration::from_secs(5));
+        let (watch, tx) = RoleWatch::manual(Role::Primary);
+        std::mem::forget(tx);
+        let db = ReplicatedDb::open_with(
+            config,
+            Registry::new().operation::<Insert>(),
+            Arc::new(Silent),
+            watch,
+            None,
+        )
+        .await
+        .unwrap();
+        db.execute_unprepared("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+            .await
+            .unwrap();
+        db.writer()
+            .execute_unprepared("PRAGMA query_only = ON")
+            .await
+            .unwrap();
+        db
+    }
+
+    #[tokio::test]
+    async fn a_read_only_refusal_on_a_node_still_primary_is_an_io_error_not_retried() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = read_only_primary(&dir).await;
+        let start = Instant::now();
+        let e = replicated(db.run(Insert).await.unwrap_err());
+        assert!(matches!(e, Error::Io(_)), "{e}");
+        assert!(!e.may_be_committed(), "{e}");
+        assert!(
+            e.to_string().contains("LiteFS mount may have gone away"),
+            "{e}"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "retried: {:?}",
+            start.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_plain_write_refused_on_a_node_still_primary_keeps_sqlite_s_error() {
+        use sea_orm::ConnectionTrait;
+        let dir = tempfile::tempdir().unwrap();
+        let db = read_only_primary(&dir).await;
+        let e = db
+            .execute_unprepared("INSERT INTO t DEFAULT VALUES")
+            .await
+            .unwrap_err();
+        assert!(!e.to_string().contains("this node is a"), "{e}");
+        assert!(crate::error::is_replica_write_error(&e), "{e}");
     }
 }

@@ -194,6 +194,7 @@ impl Drop for Waiting<'_> {
 }
 
 async fn poll(inner: std::sync::Weak<Inner>) {
+    let mut failing = false;
     loop {
         let Some(strong) = inner.upgrade() else {
             return;
@@ -204,10 +205,18 @@ async fn poll(inner: std::sync::Weak<Inner>) {
             continue;
         }
         match litefs::read_pos(&strong.path) {
-            Ok(pos) => strong.publish(pos),
-            Err(e) => {
+            Ok(pos) => {
+                if std::mem::take(&mut failing) {
+                    tracing::info!(path = %strong.path.display(), "the LiteFS position can be read again");
+                }
+                strong.publish(pos)
+            }
+            // Once when it starts failing, not at every tick.
+            Err(e) if !failing => {
+                failing = true;
                 tracing::warn!(path = %strong.path.display(), error = %e, "cannot read LiteFS position")
             }
+            Err(_) => {}
         }
         let tick = match strong.events.load(Ordering::Relaxed) {
             true => EVENTS_TICK,

@@ -5,13 +5,22 @@
 //! `GET /events`; otherwise from the mount's files. A missing `.primary` alone is never
 //! taken as "primary": LiteFS also removes it on a replica that lost its primary, so the
 //! file reader requires `.lag` to read zero, twice, a few milliseconds apart.
+//!
+//! A replica whose primary went away retries it once a second, and LiteFS's `/events` then
+//! sends a `primaryChange` naming the old primary immediately followed by one naming none:
+//! a flap, not a primary. So a change from "no primary" to "replica of X" seen on
+//! `/events` is held for 75 ms and dropped if a "no primary" event follows; if none
+//! does, `/info` is read to confirm it before it is published. Changes to "primary" and to
+//! "no primary" are published at once.
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
 
 use crate::litefs::position::{PositionTracker, TxFeed};
 use crate::litefs::{self, EVENT_INIT, EVENT_PRIMARY_CHANGE, Event, NodeInfo, PrimaryEventData};
@@ -76,8 +85,30 @@ pub struct RoleWatch {
     refresh: Arc<Notify>,
     /// The position trackers fed by the `tx` events of `/events`.
     feed: TxFeed,
+    /// Where a fresh look at the role reads it (`None` when standalone).
+    source: Option<Arc<Source>>,
     /// Holds the sender of a role that never changes.
     _fixed: Option<Arc<watch::Sender<Role>>>,
+}
+
+/// Where the role is read: LiteFS's HTTP API when configured, else the mount's files.
+#[derive(Debug)]
+struct Source {
+    files: FileSource,
+    http: Option<String>,
+    client: reqwest::Client,
+}
+
+impl Source {
+    /// The role as LiteFS says it now, or `None` when neither its API nor its files answer.
+    async fn read(&self) -> Option<Role> {
+        if let Some(url) = &self.http
+            && let Ok(info) = fetch_info(&self.client, url).await
+        {
+            return Some(Role::from_flags(info.is_primary, &info.primary.hostname));
+        }
+        self.files.try_read().await.ok()
+    }
 }
 
 /// How often the file reader re-reads `.primary` and `.lag`, and the HTTP reader polls
@@ -85,6 +116,9 @@ pub struct RoleWatch {
 const POLL: Duration = Duration::from_millis(250);
 /// Gap between the two `.lag` reads that confirm a primary.
 const CONFIRM_GAP: Duration = Duration::from_millis(5);
+/// How long a "replica of X" seen on `/events` after "no primary" is held before `/info`
+/// confirms it. LiteFS sends a flap's two events in the same millisecond.
+pub(crate) const DEBOUNCE: Duration = Duration::from_millis(75);
 
 impl RoleWatch {
     /// A standalone node: the role never changes.
@@ -94,33 +128,66 @@ impl RoleWatch {
             rx,
             refresh: Arc::new(Notify::new()),
             feed: TxFeed::default(),
+            source: None,
             _fixed: Some(Arc::new(tx)),
         }
     }
 
+    /// A role set by hand through the returned sender, for tests.
+    #[cfg(test)]
+    pub(crate) fn manual(role: Role) -> (Self, watch::Sender<Role>) {
+        let (tx, rx) = watch::channel(role);
+        let watch = RoleWatch {
+            rx,
+            refresh: Arc::new(Notify::new()),
+            feed: TxFeed::default(),
+            source: None,
+            _fixed: None,
+        };
+        (watch, tx)
+    }
+
     /// Follows a LiteFS mount, through its HTTP API when `http` is given.
     pub async fn litefs(mount: PathBuf, http: Option<String>) -> Self {
-        let files = FileSource { mount };
-        let first = match &http {
-            Some(url) => match fetch_info(&http_client(), url).await {
-                Ok(info) => Role::from_flags(info.is_primary, &info.primary.hostname),
-                Err(_) => files.read().await,
-            },
-            None => files.read().await,
+        let source = Arc::new(Source {
+            files: FileSource::new(mount),
+            http,
+            client: http_client(),
+        });
+        let first = match source.read().await {
+            Some(role) => role,
+            None => source.files.read().await,
         };
         let (tx, rx) = watch::channel(first);
         let refresh = Arc::new(Notify::new());
         let task_refresh = refresh.clone();
         let feed = TxFeed::default();
-        match http {
-            Some(url) => tokio::spawn(follow_http(url, files, tx, task_refresh, feed.clone())),
-            None => tokio::spawn(follow_files(files, tx, task_refresh)),
+        match source.http.clone() {
+            Some(url) => tokio::spawn(follow_http(
+                url,
+                source.clone(),
+                tx,
+                task_refresh,
+                feed.clone(),
+            )),
+            None => tokio::spawn(follow_files(source.clone(), tx, task_refresh)),
         };
         RoleWatch {
             rx,
             refresh,
             feed,
+            source: Some(source),
             _fixed: None,
+        }
+    }
+
+    /// Reads the role from LiteFS now (`/info`, or the files), rather than as last seen;
+    /// `None` when LiteFS cannot be asked (its API is down and its files unreadable, as when
+    /// the mount went away). What it reads is not published: the watcher follows changes.
+    pub async fn check(&self) -> Option<Role> {
+        match &self.source {
+            Some(source) => source.read().await,
+            None => Some(self.current()),
         }
     }
 
@@ -179,12 +246,62 @@ impl RoleWatch {
 }
 
 /// Reads the role from `.primary` and `.lag`.
+#[derive(Debug)]
 struct FileSource {
     mount: PathBuf,
+    /// Whether the last read failed, to log the failure once when it starts and once when
+    /// it ends rather than at every poll.
+    failing: AtomicBool,
+}
+
+/// A change in whether the role files can be read.
+#[derive(Debug, PartialEq, Eq)]
+enum Health {
+    Failing,
+    Recovered,
 }
 
 impl FileSource {
+    fn new(mount: PathBuf) -> Self {
+        FileSource {
+            mount,
+            failing: AtomicBool::new(false),
+        }
+    }
+
+    /// Notes whether a read failed; returns the change, if this read changes it.
+    fn note(&self, failed: bool) -> Option<Health> {
+        match (self.failing.swap(failed, Ordering::Relaxed), failed) {
+            (false, true) => Some(Health::Failing),
+            (true, false) => Some(Health::Recovered),
+            _ => None,
+        }
+    }
+
+    /// The role the files say; while they cannot be read, "no primary" (logged once).
     async fn read(&self) -> Role {
+        match self.try_read().await {
+            Ok(role) => role,
+            Err(_) => Role::NoPrimary,
+        }
+    }
+
+    /// The role the files say, or the error reading them.
+    async fn try_read(&self) -> std::io::Result<Role> {
+        let result = self.read_files().await;
+        match (self.note(result.is_err()), &result) {
+            (Some(Health::Failing), Err(e)) => {
+                tracing::warn!(mount = %self.mount.display(), error = %e, "cannot read the LiteFS role files; taking this node for a replica with no primary until they can be read");
+            }
+            (Some(Health::Recovered), _) => {
+                tracing::info!(mount = %self.mount.display(), "the LiteFS role files can be read again");
+            }
+            _ => {}
+        }
+        result
+    }
+
+    async fn read_files(&self) -> std::io::Result<Role> {
         let primary_file = self.mount.join(litefs::PRIMARY_FILE);
         let lag_file = self.mount.join(litefs::LAG_FILE);
         let read = || {
@@ -192,7 +309,7 @@ impl FileSource {
             let lag = litefs::read_lag(&lag_file);
             (primary, lag)
         };
-        match read() {
+        Ok(match read() {
             (Ok(Some(host)), _) if !host.is_empty() => Role::Replica { primary: host },
             (Ok(_), Ok(Some(0))) => {
                 // Absent `.primary` and zero lag: confirm, since a replica that just lost
@@ -204,27 +321,71 @@ impl FileSource {
                     _ => Role::NoPrimary,
                 }
             }
-            (Err(e), _) | (_, Err(e)) => {
-                tracing::warn!(mount = %self.mount.display(), error = %e, "cannot read the LiteFS role files");
-                Role::NoPrimary
-            }
+            (Err(e), _) | (_, Err(e)) => return Err(e),
             _ => Role::NoPrimary,
-        }
+        })
     }
 }
 
-async fn follow_files(files: FileSource, tx: watch::Sender<Role>, refresh: Arc<Notify>) {
+async fn follow_files(source: Arc<Source>, tx: watch::Sender<Role>, refresh: Arc<Notify>) {
     loop {
         tokio::select! {
             _ = tx.closed() => return,
             _ = tokio::time::sleep(POLL) => {}
             _ = refresh.notified() => {}
         }
-        let role = files.read().await;
+        let role = source.files.read().await;
         publish(&tx, role);
     }
 }
 
+/// Holds a "replica of X" that `/events` reports after "no primary" until it has lasted
+/// [`DEBOUNCE`]: the events of a flap cancel each other, a real change comes out.
+#[derive(Debug, Default)]
+struct Debounce {
+    pending: Option<(Role, Instant)>,
+}
+
+impl Debounce {
+    /// Folds in a role `/events` reported, `current` being the published one; returns the
+    /// role to publish now, if any.
+    fn on_event(&mut self, current: &Role, role: Role, now: Instant) -> Option<Role> {
+        let from_no_primary = *current == Role::NoPrimary || self.pending.is_some();
+        match role {
+            Role::Replica { .. } if from_no_primary => {
+                if *current == role {
+                    self.pending = None;
+                    return None;
+                }
+                match &self.pending {
+                    // The same change again: it keeps its first deadline.
+                    Some((held, _)) if *held == role => {}
+                    _ => self.pending = Some((role, now + DEBOUNCE)),
+                }
+                None
+            }
+            role => {
+                self.pending = None;
+                Some(role)
+            }
+        }
+    }
+
+    /// When the held change is due.
+    fn due(&self) -> Option<Instant> {
+        self.pending.as_ref().map(|(_, at)| *at)
+    }
+
+    /// The held change, once due.
+    fn take_due(&mut self, now: Instant) -> Option<Role> {
+        match &self.pending {
+            Some((_, at)) if *at <= now => self.pending.take().map(|(role, _)| role),
+            _ => None,
+        }
+    }
+}
+
+/// Publishes `role` if it differs from the current one; a change is logged once.
 fn publish(tx: &watch::Sender<Role>, role: Role) {
     tx.send_if_modified(|cur| {
         if *cur != role {
@@ -259,12 +420,12 @@ async fn fetch_info(client: &reqwest::Client, base: &str) -> reqwest::Result<Nod
 /// unreachable altogether, falls back to the files.
 async fn follow_http(
     base: String,
-    files: FileSource,
+    source: Arc<Source>,
     tx: watch::Sender<Role>,
     refresh: Arc<Notify>,
     feed: TxFeed,
 ) {
-    let client = http_client();
+    let client = &source.client;
     let events_url = format!("{}/events", base.trim_end_matches('/'));
     loop {
         if tx.is_closed() {
@@ -279,13 +440,27 @@ async fn follow_http(
             Ok(resp) => {
                 let mut stream = resp.bytes_stream();
                 let mut buf = Vec::new();
+                let mut debounce = Debounce::default();
                 feed.set_live(true);
                 loop {
+                    let due = debounce.due();
                     tokio::select! {
                         _ = tx.closed() => return,
                         _ = refresh.notified() => {
-                            if let Ok(info) = fetch_info(&client, &base).await {
+                            if let Ok(info) = fetch_info(client, &base).await {
+                                debounce = Debounce::default();
                                 publish(&tx, Role::from_flags(info.is_primary, &info.primary.hostname));
+                            }
+                        }
+                        () = sleep_until(due) => {
+                            if let Some(held) = debounce.take_due(Instant::now()) {
+                                // It lasted: publish what `/info` says now (the held role
+                                // when LiteFS's API does not answer).
+                                let role = match fetch_info(client, &base).await {
+                                    Ok(info) => Role::from_flags(info.is_primary, &info.primary.hostname),
+                                    Err(_) => held,
+                                };
+                                publish(&tx, role);
                             }
                         }
                         chunk = stream.next() => {
@@ -298,7 +473,10 @@ async fn follow_http(
                                 };
                                 feed.on_event(&event);
                                 if let Some(role) = role_from_event(event) {
-                                    publish(&tx, role);
+                                    let current = tx.borrow().clone();
+                                    if let Some(role) = debounce.on_event(&current, role, Instant::now()) {
+                                        publish(&tx, role);
+                                    }
                                 }
                             }
                         }
@@ -308,9 +486,9 @@ async fn follow_http(
             }
             Err(e) => {
                 tracing::debug!(error = %e, "LiteFS /events unavailable");
-                let role = match fetch_info(&client, &base).await {
+                let role = match fetch_info(client, &base).await {
                     Ok(info) => Role::from_flags(info.is_primary, &info.primary.hostname),
-                    Err(_) => files.read().await,
+                    Err(_) => source.files.read().await,
                 };
                 publish(&tx, role);
             }
@@ -320,6 +498,14 @@ async fn follow_http(
             _ = tokio::time::sleep(POLL) => {}
             _ = refresh.notified() => {}
         }
+    }
+}
+
+/// Sleeps until `at`; forever without one.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -366,9 +552,7 @@ mod tests {
     async fn absent_primary_file_with_growing_lag_is_not_primary() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(".lag"), litefs::format_lag(1200)).unwrap();
-        let files = FileSource {
-            mount: dir.path().into(),
-        };
+        let files = FileSource::new(dir.path().into());
         assert_eq!(files.read().await, Role::NoPrimary);
     }
 
@@ -376,18 +560,14 @@ mod tests {
     async fn absent_primary_file_with_zero_lag_is_primary() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(".lag"), litefs::format_lag(0)).unwrap();
-        let files = FileSource {
-            mount: dir.path().into(),
-        };
+        let files = FileSource::new(dir.path().into());
         assert_eq!(files.read().await, Role::Primary);
     }
 
     #[tokio::test]
     async fn a_mount_without_litefs_files_is_not_primary() {
         let dir = tempfile::tempdir().unwrap();
-        let files = FileSource {
-            mount: dir.path().into(),
-        };
+        let files = FileSource::new(dir.path().into());
         assert_eq!(files.read().await, Role::NoPrimary);
     }
 
@@ -395,14 +575,206 @@ mod tests {
     async fn primary_file_names_the_primary() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(".primary"), "n3\n").unwrap();
-        let files = FileSource {
-            mount: dir.path().into(),
-        };
+        let files = FileSource::new(dir.path().into());
         assert_eq!(
             files.read().await,
             Role::Replica {
                 primary: "n3".into()
             }
         );
+    }
+
+    fn replica(host: &str) -> Role {
+        Role::Replica {
+            primary: host.into(),
+        }
+    }
+
+    #[test]
+    fn a_flap_after_no_primary_publishes_nothing() {
+        let mut d = Debounce::default();
+        let now = Instant::now();
+        assert_eq!(d.on_event(&Role::NoPrimary, replica("n1"), now), None);
+        assert_eq!(
+            d.on_event(&Role::NoPrimary, Role::NoPrimary, now),
+            Some(Role::NoPrimary)
+        );
+        assert_eq!(d.due(), None);
+        assert_eq!(d.take_due(now + DEBOUNCE * 2), None);
+    }
+
+    #[test]
+    fn a_replica_after_no_primary_is_held_until_it_has_lasted() {
+        let mut d = Debounce::default();
+        let now = Instant::now();
+        assert_eq!(d.on_event(&Role::NoPrimary, replica("n1"), now), None);
+        assert_eq!(d.due(), Some(now + DEBOUNCE));
+        assert_eq!(d.take_due(now + DEBOUNCE / 2), None);
+        assert_eq!(d.take_due(now + DEBOUNCE), Some(replica("n1")));
+        assert_eq!(d.due(), None);
+    }
+
+    #[test]
+    fn a_repeated_replica_event_keeps_its_first_deadline() {
+        let mut d = Debounce::default();
+        let now = Instant::now();
+        d.on_event(&Role::NoPrimary, replica("n1"), now);
+        d.on_event(&Role::NoPrimary, replica("n1"), now + DEBOUNCE / 2);
+        assert_eq!(d.due(), Some(now + DEBOUNCE));
+    }
+
+    #[test]
+    fn a_change_to_primary_is_published_at_once() {
+        let mut d = Debounce::default();
+        let now = Instant::now();
+        d.on_event(&Role::NoPrimary, replica("n1"), now);
+        assert_eq!(
+            d.on_event(&Role::NoPrimary, Role::Primary, now),
+            Some(Role::Primary)
+        );
+        assert_eq!(d.due(), None);
+    }
+
+    #[test]
+    fn a_change_to_no_primary_is_published_at_once() {
+        let mut d = Debounce::default();
+        assert_eq!(
+            d.on_event(&replica("n1"), Role::NoPrimary, Instant::now()),
+            Some(Role::NoPrimary)
+        );
+    }
+
+    #[test]
+    fn a_replica_that_names_another_primary_is_published_at_once() {
+        let mut d = Debounce::default();
+        assert_eq!(
+            d.on_event(&replica("n1"), replica("n2"), Instant::now()),
+            Some(replica("n2"))
+        );
+    }
+
+    #[test]
+    fn role_file_failures_are_reported_when_they_start_and_when_they_end() {
+        let files = FileSource::new(PathBuf::from("/nonexistent"));
+        assert_eq!(files.note(false), None);
+        assert_eq!(files.note(true), Some(Health::Failing));
+        assert_eq!(files.note(true), None);
+        assert_eq!(files.note(true), None);
+        assert_eq!(files.note(false), Some(Health::Recovered));
+        assert_eq!(files.note(false), None);
+    }
+
+    #[tokio::test]
+    async fn unreadable_role_files_read_as_an_error_for_a_fresh_check() {
+        let dir = tempfile::tempdir().unwrap();
+        // `.lag` as a directory: reading it fails.
+        std::fs::create_dir(dir.path().join(".lag")).unwrap();
+        let files = FileSource::new(dir.path().into());
+        assert!(files.try_read().await.is_err());
+        assert_eq!(files.read().await, Role::NoPrimary);
+    }
+
+    /// A stand-in for LiteFS's HTTP API: `/info` answers `info`, `/events` streams the lines
+    /// sent on the returned channel.
+    async fn fake_litefs(
+        info: Arc<std::sync::Mutex<String>>,
+    ) -> (String, tokio::sync::mpsc::UnboundedSender<String>) {
+        use axum::routing::get;
+        let (lines, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let rx = Arc::new(tokio::sync::Mutex::new(Some(rx)));
+        let app = axum::Router::new()
+            .route(
+                "/info",
+                get(move || {
+                    let info = info.clone();
+                    async move { info.lock().unwrap().clone() }
+                }),
+            )
+            .route(
+                "/events",
+                get(move || {
+                    let rx = rx.clone();
+                    async move {
+                        let rx = rx.lock().await.take().expect("one /events stream");
+                        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+                            let line = rx.recv().await?;
+                            Some((Ok::<_, std::io::Error>(format!("{line}\n")), rx))
+                        });
+                        axum::body::Body::from_stream(stream)
+                    }
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (format!("http://{addr}"), lines)
+    }
+
+    const NO_PRIMARY_INFO: &str =
+        r#"{"isPrimary":false,"candidate":true,"primary":{"hostname":""}}"#;
+    const FLAP_UP: &str = r#"{"type":"primaryChange","data":{"isPrimary":false,"hostname":"n1"}}"#;
+    const FLAP_DOWN: &str = r#"{"type":"primaryChange","data":{"isPrimary":false}}"#;
+
+    #[tokio::test]
+    async fn a_flapping_events_stream_keeps_the_role_at_no_primary() {
+        let dir = tempfile::tempdir().unwrap();
+        let info = Arc::new(std::sync::Mutex::new(NO_PRIMARY_INFO.to_owned()));
+        let (url, lines) = fake_litefs(info).await;
+        let watch = RoleWatch::litefs(dir.path().into(), Some(url)).await;
+        assert_eq!(watch.current(), Role::NoPrimary);
+        // Any change published while the flaps arrive, however brief, is seen.
+        let rx = watch.rx.clone();
+        lines.send(FLAP_DOWN.into()).unwrap();
+        for _ in 0..5 {
+            lines.send(FLAP_UP.into()).unwrap();
+            lines.send(FLAP_DOWN.into()).unwrap();
+            tokio::time::sleep(Duration::from_millis(40)).await;
+        }
+        tokio::time::sleep(DEBOUNCE * 2).await;
+        assert!(!rx.has_changed().unwrap(), "a flap was published");
+        assert_eq!(watch.current(), Role::NoPrimary);
+    }
+
+    #[tokio::test]
+    async fn a_lasting_replica_event_is_published_once_info_confirms_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let info = Arc::new(std::sync::Mutex::new(NO_PRIMARY_INFO.to_owned()));
+        let (url, lines) = fake_litefs(info.clone()).await;
+        let watch = RoleWatch::litefs(dir.path().into(), Some(url)).await;
+        *info.lock().unwrap() =
+            r#"{"isPrimary":false,"candidate":true,"primary":{"hostname":"n1"}}"#.into();
+        let sent = Instant::now();
+        lines.send(FLAP_UP.into()).unwrap();
+        let seen = watch
+            .changed_from(&Role::NoPrimary, Duration::from_secs(5))
+            .await;
+        assert_eq!(seen, replica("n1"));
+        assert!(
+            sent.elapsed() >= DEBOUNCE,
+            "published after {:?}",
+            sent.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_held_replica_that_info_denies_is_not_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let info = Arc::new(std::sync::Mutex::new(NO_PRIMARY_INFO.to_owned()));
+        let (url, lines) = fake_litefs(info).await;
+        let watch = RoleWatch::litefs(dir.path().into(), Some(url)).await;
+        lines.send(FLAP_UP.into()).unwrap();
+        let seen = watch.changed_from(&Role::NoPrimary, DEBOUNCE * 4).await;
+        assert_eq!(seen, Role::NoPrimary);
+    }
+
+    #[tokio::test]
+    async fn a_fresh_check_reads_info_now() {
+        let dir = tempfile::tempdir().unwrap();
+        let info = Arc::new(std::sync::Mutex::new(NO_PRIMARY_INFO.to_owned()));
+        let (url, _lines) = fake_litefs(info.clone()).await;
+        let watch = RoleWatch::litefs(dir.path().into(), Some(url)).await;
+        *info.lock().unwrap() =
+            r#"{"isPrimary":true,"candidate":true,"primary":{"hostname":""}}"#.into();
+        assert_eq!(watch.check().await, Some(Role::Primary));
     }
 }

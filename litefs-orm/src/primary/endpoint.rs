@@ -16,7 +16,7 @@ use crate::BoxFut;
 use crate::config::{BATCH_PATH, OPERATION_PATH, RPC_PATH};
 use crate::db::ReplicatedDb;
 use crate::error::DbFailure;
-use crate::primary::executor::{ExecError, in_transaction};
+use crate::primary::executor::{ExecError, in_transaction, io_failure};
 use crate::primary::idempotency::{self, Key};
 use crate::protocol::auth::{self, Signature};
 
@@ -244,9 +244,10 @@ async fn execute<T, F>(db: &ReplicatedDb, operation: &str, work: F) -> Result<(T
 where
     F: for<'t> FnOnce(&'t sea_orm::DatabaseTransaction) -> BoxFut<'t, Result<T, ExecError>>,
 {
-    transact(db, work)
-        .await?
-        .map_err(|e| exec_error(db, operation, e))
+    match transact(db, work).await? {
+        Ok(done) => Ok(done),
+        Err(e) => Err(exec_error(db, operation, e).await),
+    }
 }
 
 /// [`execute`] at most once per idempotency key: runs `work` and records its result under
@@ -278,15 +279,15 @@ where
     {
         Ok(done) => return Ok(done),
         Err(e) if e.may_come_from_a_repeat() => e,
-        Err(e) => return Err(exec_error(db, operation, e)),
+        Err(e) => return Err(exec_error(db, operation, e).await),
     };
     let recall = transact(db, move |txn| {
         Box::pin(async move { idempotency::recall(txn, &key).await })
     });
     match recall.await? {
         Ok((Some(recorded), txid)) => Ok((recorded, txid)),
-        Ok((None, _)) => Err(exec_error(db, operation, failure)),
-        Err(e) => Err(exec_error(db, operation, e)),
+        Ok((None, _)) => Err(exec_error(db, operation, failure).await),
+        Err(e) => Err(exec_error(db, operation, e).await),
     }
 }
 
@@ -315,11 +316,24 @@ where
         })
 }
 
-fn exec_error(db: &ReplicatedDb, operation: &str, e: ExecError) -> Refusal {
-    match e {
+/// Shapes a failure into the answer. SQLite refusing the write the way a LiteFS replica
+/// does is "not primary" only when a fresh look at the role agrees; otherwise, like any I/O
+/// failure, it is answered as the database failure it is (never as "not primary", which the
+/// caller would retry).
+async fn exec_error(db: &ReplicatedDb, operation: &str, e: ExecError) -> Refusal {
+    match db.resolve(e).await {
         ExecError::NotPrimary => {
             db.refresh_role();
             not_primary(None)
+        }
+        ExecError::ReadOnly(e) | ExecError::Io(e) => {
+            let failure = io_failure(&e);
+            let mut body = ErrorBody::new(ErrorCode::Rejected, failure.message.clone());
+            body.db = Some(failure);
+            Refusal {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                body: Box::new(body),
+            }
         }
         ExecError::Wire(e) => refuse(
             StatusCode::BAD_REQUEST,

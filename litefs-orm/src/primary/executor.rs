@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::BoxFut;
-use crate::error::{DbFailure, is_replica_write_error};
+use crate::error::{DbFailure, DbFailureKind, SqliteFailure, classify};
 use crate::litefs::position::PositionTracker;
 use crate::primary::group_commit::{self as batch, Committer};
 use crate::protocol::wire::WireError;
@@ -28,9 +28,18 @@ pub(crate) enum ExecError {
     /// The wire form does not match the entity.
     #[error("{0}")]
     Wire(WireError),
-    /// SQLite refused the write the way LiteFS makes it refuse on a replica.
+    /// This node is not the LiteFS primary: SQLite refused the write the way LiteFS makes
+    /// it refuse on a replica, and a fresh look at the role agreed.
     #[error("this node's database is read-only: it is not the LiteFS primary")]
     NotPrimary,
+    /// SQLite refused the write the way LiteFS makes it refuse on a replica, not yet checked
+    /// against the role: [`ReplicatedDb::resolve`](crate::ReplicatedDb) makes it
+    /// [`ExecError::NotPrimary`] or [`ExecError::Io`].
+    #[error("this node's database refused the write as read-only: {0}")]
+    ReadOnly(DbErr),
+    /// SQLite's I/O failed (the LiteFS mount may have gone away); nothing was committed.
+    #[error("{0}")]
+    Io(DbErr),
     /// The database refused or failed the write; nothing was committed.
     #[error("{0}")]
     Db(DbErr),
@@ -62,15 +71,39 @@ pub(crate) enum ExecError {
 
 impl From<DbErr> for ExecError {
     fn from(e: DbErr) -> Self {
-        if is_replica_write_error(&e) {
-            ExecError::NotPrimary
-        } else {
-            ExecError::Db(e)
+        match classify(&e) {
+            SqliteFailure::ReplicaRefusal => ExecError::ReadOnly(e),
+            SqliteFailure::Io => ExecError::Io(e),
+            SqliteFailure::Other => ExecError::Db(e),
         }
     }
 }
 
 impl ExecError {
+    /// Whether this failure ends the whole transaction it happened in (every write of a
+    /// group-commit batch fails with it): the node is not the primary, or its database's
+    /// I/O failed.
+    pub(crate) fn ends_the_transaction(&self) -> bool {
+        matches!(
+            self,
+            ExecError::NotPrimary | ExecError::ReadOnly(_) | ExecError::Io(_)
+        )
+    }
+
+    /// A copy of this error, for each write of a batch it fails.
+    pub(crate) fn share(&self) -> ExecError {
+        match self {
+            ExecError::NotPrimary => ExecError::NotPrimary,
+            ExecError::ReadOnly(e) => ExecError::ReadOnly(e.clone()),
+            ExecError::Io(e) => ExecError::Io(e.clone()),
+            ExecError::Db(e) => ExecError::Db(e.clone()),
+            ExecError::Position(e) => {
+                ExecError::Position(std::io::Error::new(e.kind(), e.to_string()))
+            }
+            other => ExecError::Db(DbErr::Custom(other.to_string())),
+        }
+    }
+
     /// Whether this failure may come from running again a call that an earlier attempt
     /// committed: the key was found recorded, or the work failed (the row it inserts is
     /// there already, say). Worth reading the call's idempotency record before answering.
@@ -94,6 +127,8 @@ impl ExecError {
                     .into(),
             },
             ExecError::Db(e) => crate::Error::Rejected(DbFailure::from(&e)),
+            // A refusal never checked against the role is not taken for "not primary".
+            ExecError::ReadOnly(e) | ExecError::Io(e) => crate::Error::Io(io_failure(&e)),
             ExecError::Position(e) => crate::Error::LiteFs {
                 path: "-pos".into(),
                 source: e,
@@ -108,6 +143,14 @@ impl ExecError {
                 error,
             },
         }
+    }
+}
+
+/// An I/O failure of the database as it crosses the wire.
+pub(crate) fn io_failure(e: &DbErr) -> DbFailure {
+    DbFailure {
+        kind: DbFailureKind::Io,
+        message: e.to_string(),
     }
 }
 
@@ -149,7 +192,7 @@ where
     batch::as_writing(committer, async move {
         match batch::enter(committer) {
             batch::Entry::Alone(owner) => {
-                let result = solo(&committer.writer, committer.position.as_ref(), work).await;
+                let result = solo(&committer.writer(), committer.position.as_ref(), work).await;
                 drop(owner);
                 result
             }

@@ -19,7 +19,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
@@ -54,7 +54,9 @@ pub fn set_group_commit(enabled: bool) {
 /// A database's single writer connection, its LiteFS position, and the queue of writes
 /// waiting while it is busy. One per [`ReplicatedDb`](crate::ReplicatedDb).
 pub(crate) struct Committer {
-    pub(crate) writer: DatabaseConnection,
+    /// The writer connection; replaced when the handle reopens its database (after the
+    /// LiteFS mount went away under it). A write in flight keeps the one it began on.
+    writer: RwLock<DatabaseConnection>,
     pub(crate) position: Option<PositionTracker>,
     /// `None` while the writer is idle; while a lone write or a leader owns it, the tickets
     /// queued behind it.
@@ -64,10 +66,26 @@ pub(crate) struct Committer {
 impl Committer {
     pub(crate) fn new(writer: DatabaseConnection, position: Option<PositionTracker>) -> Arc<Self> {
         Arc::new(Committer {
-            writer,
+            writer: RwLock::new(writer),
             position,
             busy: Mutex::new(None),
         })
+    }
+
+    /// The writer connection now.
+    pub(crate) fn writer(&self) -> DatabaseConnection {
+        self.writer
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Puts `writer` in place of the writer connection; returns the old one.
+    pub(crate) fn replace_writer(&self, writer: DatabaseConnection) -> DatabaseConnection {
+        std::mem::replace(
+            &mut *self.writer.write().unwrap_or_else(PoisonError::into_inner),
+            writer,
+        )
     }
 
     /// Identifies this committer for [`writing`] while it lives.
@@ -133,9 +151,10 @@ struct Lease {
 /// How a write's work ended.
 enum Ran {
     Ok,
-    /// Failed; `fatal` when the error ends the transaction (this node is not the primary).
+    /// Failed; `fatal` holds the error when it ends the transaction (this node is not the
+    /// primary, or its database's I/O failed).
     Failed {
-        fatal: bool,
+        fatal: Option<ExecError>,
     },
     /// Panicked or was cancelled.
     Abandoned,
@@ -240,7 +259,7 @@ where
             Ok((value, txid))
         }
         Err(e) => {
-            let fatal = matches!(e, ExecError::NotPrimary);
+            let fatal = e.ends_the_transaction().then(|| e.share());
             lease.finish(Ran::Failed { fatal });
             Err(e)
         }

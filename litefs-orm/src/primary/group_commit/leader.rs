@@ -77,7 +77,7 @@ impl Members {
 /// Runs one batch from `first` on: see the module docs.
 pub(super) async fn run_batch(committer: &Committer, first: Ticket) {
     let position = committer.position.as_ref();
-    let txn = match crate::primary::executor::begin(&committer.writer).await {
+    let txn = match crate::primary::executor::begin(&committer.writer()).await {
         Ok(txn) => Arc::new(txn),
         Err(e) => {
             let _ = first.send(Err(e.into()));
@@ -121,10 +121,10 @@ pub(super) async fn run_batch(committer: &Committer, first: Ticket) {
                     changes_before: changes,
                 }
             }
-            Ran::Failed { fatal: true } => {
-                return abort(txn, members, ExecError::NotPrimary).await;
+            Ran::Failed { fatal: Some(e) } => {
+                return abort(txn, members, e).await;
             }
-            Ran::Failed { fatal: false } | Ran::Abandoned => Prev::Failed,
+            Ran::Failed { fatal: None } | Ran::Abandoned => Prev::Failed,
         };
         writes += 1;
         if writes >= MAX_WRITES || opened.elapsed() >= MAX_OPEN {
@@ -197,10 +197,5 @@ fn sole(txn: Arc<DatabaseTransaction>) -> Option<DatabaseTransaction> {
 
 /// A copy of a batch-wide error for each caller it fails.
 fn share(e: &ExecError) -> ExecError {
-    match e {
-        ExecError::NotPrimary => ExecError::NotPrimary,
-        ExecError::Db(e) => ExecError::Db(e.clone()),
-        ExecError::Position(e) => ExecError::Position(std::io::Error::new(e.kind(), e.to_string())),
-        other => ExecError::Db(DbErr::Custom(other.to_string())),
-    }
+    e.share()
 }

@@ -151,7 +151,7 @@ async fn batch(db: &Db, writes: &[(&str, Work)]) -> Vec<Result<Written, tokio::t
 async fn names(db: &Db) -> Vec<String> {
     let rows = db
         .committer
-        .writer
+        .writer()
         .query_all_raw(Statement::from_string(
             DbBackend::Sqlite,
             "SELECT name FROM t ORDER BY name",
