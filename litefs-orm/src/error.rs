@@ -309,6 +309,7 @@ pub(crate) fn classify_code(code: i64) -> SqliteFailure {
 /// True when SQLite refused a write the way LiteFS makes it refuse on a replica (see
 /// [`SqliteFailure::ReplicaRefusal`]); whether this node is the primary still needs a look
 /// at the role.
+#[cfg(feature = "migrate")]
 pub(crate) fn is_replica_write_error(e: &DbErr) -> bool {
     classify(e) == SqliteFailure::ReplicaRefusal
 }

@@ -4,20 +4,42 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use litefs_orm::{Config, ReplicatedDb};
+use litefs_orm::{Config, JournalMode, ReplicatedDb};
 use litefs_orm_testkit::real::{RealCluster, RealOptions};
 use sea_orm::ConnectionTrait;
 use tokio::net::TcpListener;
 
-use crate::{Node, SECRET, entities, operations, registry};
+use crate::{SECRET, entities, operations, registry};
+
+/// One node's app: its handle and router, on a runtime of its own, so that stopping it ends
+/// every task it runs — its server's connections and the handle's own work — as a process
+/// exit would.
+pub struct RealNode {
+    /// The app's database handle on this node.
+    pub db: ReplicatedDb,
+    /// Where this node's RPC router listens.
+    pub addr: SocketAddr,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for RealNode {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// How long closing an app's handle may take when its app stops.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 /// How to start a [`RealTestCluster`].
 #[derive(Clone, Debug)]
 pub struct RealSetup {
     /// Number of nodes.
     pub nodes: usize,
-    /// The database's journal mode, set on the primary before the schema (`wal`, `delete`).
-    pub journal_mode: &'static str,
+    /// Every node's journal mode (the primary sets it; replicas get it by replication).
+    pub journal_mode: JournalMode,
     /// Replication wait deadline of every node.
     pub replication_timeout: Duration,
     /// Wait for a primary.
@@ -30,7 +52,7 @@ impl Default for RealSetup {
     fn default() -> Self {
         RealSetup {
             nodes: 3,
-            journal_mode: "wal",
+            journal_mode: JournalMode::Wal,
             replication_timeout: Duration::from_secs(5),
             primary_wait: Duration::from_secs(2),
             write_timeout: Duration::from_secs(10),
@@ -42,10 +64,11 @@ impl Default for RealSetup {
 /// hostnames (`n1`, `n2`, ...) that do not resolve by DNS; each node's configuration maps them
 /// to the routers' addresses ([`Config::with_primary_url_for`]).
 pub struct RealTestCluster {
+    /// The nodes' apps, in cluster order; `None` while a node's app is stopped. Declared
+    /// before `litefs`: apps stop before LiteFS does.
+    pub nodes: Vec<Option<RealNode>>,
     /// The LiteFS processes.
     pub litefs: RealCluster,
-    /// The nodes' apps, in cluster order; `None` while a node's app is stopped.
-    pub nodes: Vec<Option<Node>>,
     addrs: Vec<SocketAddr>,
     setup: RealSetup,
 }
@@ -86,8 +109,6 @@ impl RealTestCluster {
         let db = ReplicatedDb::connect(self.config(p), registry())
             .await
             .unwrap();
-        let mode = format!("PRAGMA journal_mode = {}", self.setup.journal_mode);
-        db.execute_unprepared(&mode).await.unwrap();
         for schema in [
             entities::post::SCHEMA,
             entities::kitchen::SCHEMA,
@@ -107,7 +128,8 @@ impl RealTestCluster {
             .with_rpc_secret(SECRET)
             .with_replication_timeout(self.setup.replication_timeout)
             .with_primary_wait(self.setup.primary_wait)
-            .with_write_timeout(self.setup.write_timeout);
+            .with_write_timeout(self.setup.write_timeout)
+            .with_journal_mode(self.setup.journal_mode);
         for (node, addr) in self.addrs.iter().enumerate() {
             config =
                 config.with_primary_url_for(self.litefs.hostname(node), format!("http://{addr}"));
@@ -115,22 +137,46 @@ impl RealTestCluster {
         config
     }
 
-    async fn serve(&self, i: usize, listener: TcpListener) -> Node {
-        let db = ReplicatedDb::connect(self.config(i), registry())
+    async fn serve(&self, i: usize, listener: TcpListener) -> RealNode {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .thread_name(format!("app-n{}", i + 1))
+            .build()
+            .unwrap();
+        let config = self.config(i);
+        let listener = listener.into_std().unwrap();
+        let db = runtime
+            .spawn(async move {
+                let db = ReplicatedDb::connect(config, registry())
+                    .await
+                    .unwrap_or_else(|e| panic!("open node {i}'s handle: {e}"));
+                let listener = TcpListener::from_std(listener).unwrap();
+                let app = litefs_orm::router(db.clone());
+                tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+                db
+            })
             .await
-            .unwrap_or_else(|e| panic!("open node {i}'s handle: {e}"));
-        let addr = listener.local_addr().unwrap();
-        let app = litefs_orm::router(db.clone());
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
-        Node { db, addr, server }
+            .unwrap();
+        RealNode {
+            db,
+            addr: self.addrs[i],
+            runtime: Some(runtime),
+        }
     }
 
-    /// Stops node `i`'s app (its router and handle), as a crashed app process would; its
-    /// LiteFS keeps running.
-    pub fn stop_app(&mut self, i: usize) {
-        self.nodes[i] = None;
+    /// Stops node `i`'s app (its router, its connections and its handle's tasks), as a crashed
+    /// app process would, and returns once they have ended; its LiteFS keeps running. Clones of
+    /// its handle the test still holds keep working as a second app on the node.
+    pub async fn stop_app(&mut self, i: usize) {
+        if let Some(mut node) = self.nodes[i].take() {
+            let _ = tokio::time::timeout(CLOSE_WAIT, node.db.close()).await;
+            if let Some(rt) = node.runtime.take() {
+                tokio::task::spawn_blocking(move || rt.shutdown_timeout(Duration::from_secs(5)))
+                    .await
+                    .unwrap();
+            }
+        }
     }
 
     /// Starts node `i`'s app again on the same address.
@@ -156,5 +202,27 @@ impl RealTestCluster {
     /// Node `i`'s RPC URL.
     pub fn rpc_url(&self, i: usize) -> String {
         format!("http://{}{}", self.addrs[i], litefs_orm::RPC_PATH)
+    }
+}
+
+impl Drop for RealTestCluster {
+    /// Closes every app's connections before LiteFS stops: a WAL connection left open on a
+    /// mount whose LiteFS is gone ends the process with SIGBUS at its next use of `-shm`.
+    fn drop(&mut self) {
+        let dbs: Vec<ReplicatedDb> = self.nodes.iter().flatten().map(|n| n.db.clone()).collect();
+        let closing = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime to close the handles on");
+            rt.block_on(async {
+                for db in dbs {
+                    // Bounded: a connection still held by a task of the test's own (blocked
+                    // here) runtime is never returned to its pool.
+                    let _ = tokio::time::timeout(CLOSE_WAIT, db.close()).await;
+                }
+            });
+        });
+        let _ = closing.join();
     }
 }

@@ -5,7 +5,7 @@
 //! FUSE; without them every test here fails and says how to install them.
 
 use litefs_orm::wire::WriteResponse;
-use litefs_orm::{Error, ReplicatedActiveModel, Role};
+use litefs_orm::{Error, JournalMode, ReplicatedActiveModel, Role};
 use litefs_orm_tests::entities::post;
 use litefs_orm_tests::operations::IncrementPage;
 use litefs_orm_tests::post_signed;
@@ -16,7 +16,7 @@ use serde_json::json;
 
 fn delete_mode() -> RealSetup {
     RealSetup {
-        journal_mode: "delete",
+        journal_mode: JournalMode::Delete,
         ..RealSetup::default()
     }
 }

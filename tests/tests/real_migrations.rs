@@ -4,24 +4,25 @@
 use std::time::Duration;
 
 use litefs_orm::migrate::{self, Outcome, UpOptions};
-use litefs_orm::{Config, Error, Registry, ReplicatedDb, Role};
+use litefs_orm::{Config, Error, JournalMode, Registry, ReplicatedDb, Role};
 use litefs_orm_testkit::real::{RealCluster, RealOptions};
 use migrations::Migrator;
 use sea_orm::ConnectionTrait;
 
 const SECRET: &str = "migrations test secret, 32 chars";
 
-/// Two nodes with an empty database (only the journal mode set) on the primary, replicated.
+/// Two nodes with a database on the primary, replicated. DELETE mode: the tests drop their
+/// handles lazily, and no `-shm` must be mapped from a mount when its LiteFS stops.
 async fn cluster() -> RealCluster {
     let mut cluster = RealCluster::start(RealOptions::default().with_nodes(2))
         .await
         .unwrap_or_else(|e| panic!("cannot start real LiteFS: {e}"));
     let primary = node(&cluster, 0).await;
     primary
-        .execute_unprepared("PRAGMA journal_mode = wal")
+        .execute_unprepared("CREATE TABLE created_first (x)")
         .await
         .unwrap();
-    drop(primary);
+    primary.close().await.unwrap();
     cluster.sync(Duration::from_secs(10)).await.unwrap();
     cluster
 }
@@ -31,6 +32,7 @@ fn config(cluster: &RealCluster, i: usize) -> Config {
         .with_litefs_http(cluster.http_url(i))
         .with_rpc_secret(SECRET)
         .with_primary_wait(Duration::from_millis(300))
+        .with_journal_mode(JournalMode::Delete)
 }
 
 async fn node(cluster: &RealCluster, i: usize) -> ReplicatedDb {

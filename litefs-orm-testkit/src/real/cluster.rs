@@ -200,7 +200,7 @@ impl RealCluster {
             Duration::ZERO
         };
         let mut child = self.take_child(i)?;
-        let (status, forced) = node::terminate(&mut child, grace).await?;
+        let (status, forced) = node::terminate(&mut child, grace, self.mount(i)).await?;
         node::clear_mount(self.mount(i))?;
         let killed = if forced { " after SIGKILL" } else { "" };
         Ok(format!("{status}{killed}"))
@@ -209,7 +209,7 @@ impl RealCluster {
     /// Kills node `i`'s LiteFS with SIGKILL and lazily unmounts its (now stale) mount.
     pub async fn kill_node(&mut self, i: usize) -> Result<()> {
         let mut child = self.take_child(i)?;
-        node::kill(&mut child).await?;
+        node::kill(&mut child, self.mount(i)).await?;
         node::clear_mount(self.mount(i))
     }
 
@@ -317,6 +317,8 @@ impl Drop for RealCluster {
             }
         }
         for n in &self.nodes {
+            // Every LiteFS was just killed: nothing serves these mounts any more.
+            super::fusectl::abort(&n.spec.mnt);
             let _ = node::clear_mount(&n.spec.mnt);
         }
     }

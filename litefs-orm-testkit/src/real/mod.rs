@@ -5,6 +5,12 @@
 //! [`RealOptions::with_primary`] says otherwise) and an HTTP port on 127.0.0.1; its output goes
 //! to `<root>/nN/litefs.log` ([`RealCluster::log`]).
 //!
+//! Stop the apps before the cluster is dropped (or their LiteFS is stopped): in WAL mode
+//! SQLite maps `<db>-shm` from the mount, and an app's next use of it once LiteFS is gone ends
+//! the process with SIGBUS — close the handles first (`ReplicatedDb::close`), or run the
+//! database in a rollback journal mode. Dropping the cluster SIGKILLs every LiteFS and aborts
+//! the FUSE connections of their mounts, so nothing can block on them afterwards.
+//!
 //! ```no_run
 //! # async fn demo() -> litefs_orm_testkit::real::Result<()> {
 //! use std::time::Duration;
@@ -21,6 +27,7 @@
 mod binary;
 mod cluster;
 mod error;
+mod fusectl;
 mod node;
 mod options;
 mod wait;

@@ -97,7 +97,8 @@ impl NodeSpec {
             }
             None => Command::new(bin),
         };
-        cmd.arg("mount")
+        let child = cmd
+            .arg("mount")
             .arg("-config")
             .arg(&self.config)
             .stdin(Stdio::null())
@@ -106,7 +107,17 @@ impl NodeSpec {
             .process_group(0)
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| RealError::io(format!("spawn {}", bin.display()), e))
+            .map_err(|e| RealError::io(format!("spawn {}", bin.display()), e))?;
+        if let Some(pid) = child.id() {
+            std::fs::write(self.pid_file(), pid.to_string())
+                .map_err(|e| RealError::io("write the pid file", e))?;
+        }
+        Ok(child)
+    }
+
+    /// Where the running LiteFS's pid is kept, for telling a stale mount from a live one.
+    pub fn pid_file(&self) -> PathBuf {
+        self.dir.join("litefs.pid")
     }
 
     /// The node's log so far (lossy UTF-8, NUL bytes dropped).
@@ -125,9 +136,13 @@ pub(crate) fn signal_group(child: &Child, signal: Signal) {
     }
 }
 
-/// Sends SIGTERM, waits up to `grace` for exit, then SIGKILLs. Returns the exit status and
-/// whether SIGKILL was needed.
-pub(crate) async fn terminate(child: &mut Child, grace: Duration) -> Result<(ExitStatus, bool)> {
+/// Sends SIGTERM, waits up to `grace` for exit, then SIGKILLs (see [`kill`]). Returns the
+/// exit status and whether SIGKILL was needed.
+pub(crate) async fn terminate(
+    child: &mut Child,
+    grace: Duration,
+    mnt: &Path,
+) -> Result<(ExitStatus, bool)> {
     signal_group(child, Signal::SIGTERM);
     if let Ok(status) = tokio::time::timeout(grace, child.wait()).await {
         return Ok((
@@ -135,13 +150,21 @@ pub(crate) async fn terminate(child: &mut Child, grace: Duration) -> Result<(Exi
             false,
         ));
     }
-    Ok((kill(child).await?, true))
+    Ok((kill(child, mnt).await?, true))
 }
 
-/// SIGKILLs the process group and reaps the child.
-pub(crate) async fn kill(child: &mut Child) -> Result<ExitStatus> {
+/// How long a SIGKILLed LiteFS may take to exit before its mount's connection is aborted.
+const KILL_GRACE: Duration = Duration::from_secs(3);
+
+/// SIGKILLs the process group and reaps the child. A LiteFS that does not exit — a thread of
+/// its own stuck on its own mount — gets its FUSE connection aborted, which frees it.
+pub(crate) async fn kill(child: &mut Child, mnt: &Path) -> Result<ExitStatus> {
     signal_group(child, Signal::SIGKILL);
     let _ = child.start_kill();
+    if let Ok(status) = tokio::time::timeout(KILL_GRACE, child.wait()).await {
+        return status.map_err(|e| RealError::io("wait for litefs", e));
+    }
+    super::fusectl::abort(mnt);
     child
         .wait()
         .await
@@ -187,7 +210,7 @@ pub fn is_listed(dir: &Path) -> bool {
 }
 
 /// Undoes the octal escapes (`\040` and friends) of `/proc/self/mountinfo`.
-fn unescape(field: &str) -> String {
+pub(crate) fn unescape(field: &str) -> String {
     let b = field.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -223,8 +246,13 @@ pub(crate) fn clear_stale_under_tmp(prefix: &str) {
         .filter_map(|l| l.split(' ').nth(4).map(unescape))
         .filter(|p| p.starts_with(&*tmp))
         .map(PathBuf::from)
-        .filter(|p| mount_state(p) == MountState::Stale);
+        // Never touch the mount itself: a dead one that was not aborted blocks every access.
+        .filter(|p| {
+            let pid_file = p.parent().map(|n| n.join("litefs.pid"));
+            !pid_file.is_some_and(|f| super::fusectl::litefs_alive(&f))
+        });
     for dir in stale.collect::<Vec<_>>() {
+        super::fusectl::abort(&dir);
         let _ = clear_mount(&dir);
     }
 }

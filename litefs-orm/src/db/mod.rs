@@ -195,6 +195,21 @@ impl ReplicatedDb {
         Ok(db)
     }
 
+    /// Closes the handle's database connections; calls through it and its clones fail from
+    /// then on. For a graceful shutdown, before the LiteFS mount goes away: in WAL mode SQLite
+    /// keeps `<db>-shm` mapped from the mount until its connections close.
+    ///
+    /// ```no_run
+    /// # async fn stop(db: litefs_orm::ReplicatedDb) -> litefs_orm::Result<()> {
+    /// db.close().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn close(&self) -> Result<()> {
+        self.writer().close_by_ref().await?;
+        self.reader().close_by_ref().await?;
+        Ok(())
+    }
+
     /// This node's role as last seen.
     pub fn role(&self) -> Role {
         self.inner.role.current()
@@ -333,6 +348,26 @@ impl ReplicatedDb {
             }
             SqliteFailure::Other => e,
         }
+    }
+
+    /// Whether a read that failed with `e` should run once more: it is a read, SQLite failed
+    /// with an I/O error, and the connections were just reopened on a LiteFS mount that came
+    /// back (a read has no effect, so running it again is safe).
+    async fn read_again_after(&self, sql_text: &str, e: &DbErr) -> bool {
+        if !sql::is_read(sql_text) || !matches!(classify(e), SqliteFailure::Io) {
+            return false;
+        }
+        let before = self.inner.reopened.load(Ordering::Relaxed);
+        self.io_failed(e);
+        self.check_mount().await || self.inner.reopened.load(Ordering::Relaxed) != before
+    }
+
+    /// Notes `e` if it is an I/O failure, and returns it.
+    fn io_noted(&self, e: DbErr) -> DbErr {
+        if matches!(classify(&e), SqliteFailure::Io) {
+            self.io_failed(&e);
+        }
+        e
     }
 
     /// Whether a fresh look at the role (LiteFS's `/info`, or its files) says this node is
@@ -561,16 +596,24 @@ impl ConnectionTrait for ReplicatedDb {
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
         let conn = self.route(&stmt.sql)?;
-        match conn.query_one_raw(stmt).await {
+        match conn.query_one_raw(stmt.clone()).await {
             Ok(r) => Ok(r),
+            Err(e) if self.read_again_after(&stmt.sql, &e).await => {
+                let conn = self.route(&stmt.sql)?;
+                conn.query_one_raw(stmt).await.map_err(|e| self.io_noted(e))
+            }
             Err(e) => Err(self.map_err(e).await),
         }
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
         let conn = self.route(&stmt.sql)?;
-        match conn.query_all_raw(stmt).await {
+        match conn.query_all_raw(stmt.clone()).await {
             Ok(r) => Ok(r),
+            Err(e) if self.read_again_after(&stmt.sql, &e).await => {
+                let conn = self.route(&stmt.sql)?;
+                conn.query_all_raw(stmt).await.map_err(|e| self.io_noted(e))
+            }
             Err(e) => Err(self.map_err(e).await),
         }
     }

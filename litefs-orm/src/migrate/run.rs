@@ -118,7 +118,9 @@ async fn run_here<M: MigratorTrait>(
         Command::Refresh => M::refresh(conn).await,
         Command::Reset => M::reset(conn).await,
     };
-    result.map_err(|e| failed(target, command, e))?;
+    if let Err(e) = result {
+        return Err(failed(target, command, e).await);
+    }
     let after: HashSet<String> = recorded::<M>(conn).await?.into_iter().collect();
     let in_order = |keep: &dyn Fn(&String) -> bool| -> Vec<String> {
         names.iter().filter(|n| keep(n)).cloned().collect()
@@ -257,8 +259,12 @@ async fn recorded<M: MigratorTrait>(conn: &DatabaseConnection) -> Result<Vec<Str
     Ok(versions)
 }
 
-fn failed(target: &Target, command: Command, e: DbErr) -> Error {
-    if is_replica_write_error(&e) {
+/// A failed migration: "not primary" only when SQLite refused the way a LiteFS replica does
+/// and a fresh look at the role agrees; otherwise the database's own error.
+async fn failed(target: &Target, command: Command, e: DbErr) -> Error {
+    let demoted = is_replica_write_error(&e)
+        && matches!(target.role_watch().check().await, Some(role) if !role.writes_locally());
+    if demoted {
         target.role_watch().refresh();
         return Error::NotPrimary {
             primary: target.role().primary().map(str::to_owned),
