@@ -143,6 +143,47 @@ fn fail(action: impl Into<String>) -> impl FnOnce(crate::Error) -> Error {
 
 /// Runs one command for migrator `M` and returns what to print.
 pub async fn run<M: MigratorTrait>(opt: Opt) -> Result<Output, Error> {
+    if let Cmd::Run {
+        backup_url,
+        new_database,
+        hold_on_failure,
+        hold_addr,
+        health_addr,
+        wait_timeout,
+        app,
+    } = opt.command
+    {
+        let run = RunFlags {
+            backup_url,
+            new_database,
+            health_addr,
+            wait_timeout,
+            app,
+        };
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let hold = hold_on_failure
+            || env("LITEFS_ORM_BACKUP_HOLD_ON_FAILURE").is_some_and(|v| {
+                crate::backup::parse_bool("LITEFS_ORM_BACKUP_HOLD_ON_FAILURE", &v).unwrap_or(true)
+            });
+        let result = async {
+            let config = opt
+                .connect
+                .config()
+                .map_err(fail("cannot read the configuration"))?;
+            run_app::<M>(config, run).await
+        }
+        .await;
+        return match result {
+            #[cfg(unix)]
+            Err(e) if hold => {
+                let addr = hold_addr
+                    .or_else(|| env("LITEFS_ORM_BACKUP_HOLD_ADDR"))
+                    .or_else(|| env("PORT").map(|p| format!("0.0.0.0:{}", p.trim())));
+                Err(run::hold(e, addr.as_deref()).await)
+            }
+            other => other,
+        };
+    }
     let config = opt
         .connect
         .config()
@@ -154,15 +195,7 @@ pub async fn run<M: MigratorTrait>(opt: Opt) -> Result<Output, Error> {
     let action = |name: &str| format!("`{name}` on {database} failed");
     let report = match opt.command {
         Cmd::Role => return Ok(Output::Role(RoleInfo::read(&target))),
-        Cmd::Run {
-            backup_url,
-            wait_timeout,
-            app,
-        } => {
-            // `run` follows the role itself, for as long as the app runs.
-            drop(target);
-            return run_app::<M>(config, backup_url, wait_timeout, app).await;
-        }
+        Cmd::Run { .. } => unreachable!("handled above"),
         Cmd::Status => {
             let status = migrate::status::<M>(&target)
                 .await
@@ -209,15 +242,29 @@ pub async fn run<M: MigratorTrait>(opt: Opt) -> Result<Output, Error> {
     Ok(Output::Report(report))
 }
 
+/// The flags of `run`.
+struct RunFlags {
+    backup_url: Option<String>,
+    new_database: bool,
+    health_addr: Option<String>,
+    wait_timeout: Option<std::time::Duration>,
+    app: Vec<std::ffi::OsString>,
+}
+
 #[cfg(unix)]
 async fn run_app<M: MigratorTrait>(
     config: crate::Config,
-    backup_url: Option<String>,
-    wait_timeout: Option<std::time::Duration>,
-    app: Vec<std::ffi::OsString>,
+    flags: RunFlags,
 ) -> Result<Output, Error> {
+    let RunFlags {
+        backup_url,
+        new_database,
+        health_addr,
+        wait_timeout,
+        app,
+    } = flags;
     let config_error = fail("cannot read the backup configuration");
-    let backup = match (crate::backup::BackupConfig::from_env(), backup_url) {
+    let mut backup = match (crate::backup::BackupConfig::from_env(), backup_url) {
         (Err(e), _) => return Err(config_error(e)),
         (Ok(Some(mut b)), Some(url)) => {
             b.url = url;
@@ -226,25 +273,27 @@ async fn run_app<M: MigratorTrait>(
         (Ok(None), Some(url)) => Some(crate::backup::BackupConfig::new(url)),
         (Ok(b), None) => b,
     };
-    if let Some(b) = &backup {
+    if let Some(b) = &mut backup {
+        b.new_database |= new_database;
         b.validate().map_err(config_error)?;
     }
+    let health_addr = health_addr.or_else(|| {
+        std::env::var("LITEFS_ORM_BACKUP_HEALTH_ADDR")
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+    });
     let opts = run::RunOptions {
         config,
         backup,
         wait_timeout: wait_timeout.unwrap_or(DEFAULT_WAIT_TIMEOUT),
         command: app,
+        health_addr,
     };
     run::run::<M>(opts).await.map(Output::Run)
 }
 
 #[cfg(not(unix))]
-async fn run_app<M: MigratorTrait>(
-    _: crate::Config,
-    _: Option<String>,
-    _: Option<std::time::Duration>,
-    _: Vec<std::ffi::OsString>,
-) -> Result<Output, Error> {
+async fn run_app<M: MigratorTrait>(_: crate::Config, _: RunFlags) -> Result<Output, Error> {
     Err(fail("`run` needs a Unix system")(crate::Error::Config(
         "signals and process groups are Unix-only".into(),
     )))
