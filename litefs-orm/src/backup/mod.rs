@@ -24,9 +24,16 @@
 //!
 //! A new, empty database whose Litestream finds an existing backup *replaces* that backup
 //! with its own snapshot. So [`prepare`] starts fresh only when the replica holds no backup
-//! at all (Litestream's `-if-replica-exists`); an unreachable storage, refused
-//! credentials, a missing bucket, a corrupt backup or a timeout are errors
-//! ([`BackupError`]) and the app must not start.
+//! at all (Litestream's `-if-replica-exists`) *and* [`BackupConfig::new_database`] says this
+//! is a first deploy (a mistyped location looks the same: [`BackupError::NoBackup`]); an
+//! unreachable storage, refused credentials, a missing bucket, a corrupt backup or a timeout
+//! are errors ([`BackupError`]) and the app must not start.
+//!
+//! # Failures after start-up
+//!
+//! [`Replicator`] restarts a Litestream that logs an error or exits, with backoff, keeps the
+//! last failure in a [`BackupStatus`], and gives up after [`BackupConfig::max_failures`] in a
+//! row; [`BackupFiles::write`] resets Litestream's local state when the location changes.
 //!
 //! [Litestream]: https://litestream.io
 

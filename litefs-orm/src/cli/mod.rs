@@ -32,22 +32,31 @@
 //! LiteFS cluster:
 //!
 //! 1. With backups configured (`LITEFS_ORM_BACKUP_URL`, see
-//!    [`BackupConfig`](crate::backup::BackupConfig)), checks that `litestream` runs and
-//!    writes `litestream.yml` into the state directory.
-//! 2. On the primary or standalone: restores the database if it is missing (a fresh start
-//!    only when the replica holds no backup at all), else checks that the storage answers.
-//!    On a replica: nothing, LiteFS brings the database.
+//!    [`BackupConfig`](crate::backup::BackupConfig)), writes `litestream.yml` into the state
+//!    directory (resetting Litestream's local state when the backup location changed).
+//! 2. On the primary or standalone: checks that `litestream` runs, restores the database if
+//!    it is missing, else checks that the storage answers. A missing database with no backup
+//!    at the location is an error naming it, unless `--new-database`
+//!    (`LITEFS_ORM_BACKUP_NEW_DATABASE=1`) says this is a first deploy. On a replica:
+//!    nothing, LiteFS brings the database (and `litestream` is checked once it is primary).
 //! 3. `up`, waiting on a replica until the schema has replicated (`--wait-timeout`).
 //! 4. Starts `litestream replicate` while this node is primary or standalone, following
-//!    role changes ([`Replicator`](crate::backup::Replicator)), and the app beside it.
+//!    role changes ([`Replicator`](crate::backup::Replicator)), and the app beside it. A
+//!    Litestream that logs an error or exits is restarted with backoff; after
+//!    `LITEFS_ORM_BACKUP_MAX_FAILURES` failures in a row, `run` stops the app and exits 1.
+//!    `--health-addr` serves the backup's `/health` and `/metrics`.
 //! 5. Passes SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 on to the app; when the
-//!    app has exited, stops Litestream after its final sync and exits with the app's exit
-//!    code (128 + N when signal N ended it).
+//!    app has exited, stops Litestream after its final sync (within
+//!    `LITEFS_ORM_BACKUP_STOP_TIMEOUT_MS` in all) and exits with the app's exit code (128 + N
+//!    when signal N ended it), or 1 when that final sync failed.
 //!
 //! Any failure before the app starts is an error (exit 1) and the app is not started: an
-//! app on an empty database would overwrite the backup. Litestream is not the app's parent
-//! (`litestream replicate -exec`) but its sibling, so that it can start and stop with the
-//! node's role and so that the app's exit code is not reduced to 0 or 1.
+//! app on an empty database would overwrite the backup. With `--hold-on-failure`
+//! (`LITEFS_ORM_BACKUP_HOLD_ON_FAILURE=1`), `run` then stays up, answering 503 with the
+//! failure on `--hold-addr` (or `0.0.0.0:$PORT`), until SIGTERM: LiteFS, which exits when its
+//! last `exec:` command exits, keeps the machine up for inspection. Litestream is not the
+//! app's parent (`litestream replicate -exec`) but its sibling, so that it can start and
+//! stop with the node's role and so that the app's exit code is not reduced to 0 or 1.
 //!
 //! Configuration comes from the library's environment variables (`LITEFS_ORM_DATABASE`,
 //! `LITEFS_ORM_MOUNT`, `LITEFS_ORM_LITEFS_HTTP`, `LITEFS_ORM_PRIMARY_WAIT_MS`), overridden by
@@ -61,6 +70,7 @@
 //! |---|---|
 //! | 0 | success, including `up` skipped on a replica |
 //! | any | `run`: the app's exit code, or 128 + N when signal N ended it |
+//! | 1 | `run`: the backup failed while or after the app ran (Litestream gave up, or the final sync failed) |
 //! | 1 | error: one line saying what failed, then its cause, on stderr |
 //! | 2 | usage error (unknown flag, bad value), from the argument parser |
 //!
