@@ -54,7 +54,9 @@ fn lose_the_disk(dir: &Path) {
 
 async fn the_count_survives_a_redeploy(dir: &Path, env: &[(&str, String)]) {
     std::fs::create_dir(dir.join("data")).unwrap();
-    let (first, log) = deploy(dir, env, 3).await;
+    let mut first_env = env.to_vec();
+    first_env.push(("LITEFS_ORM_BACKUP_NEW_DATABASE", "1".into()));
+    let (first, log) = deploy(dir, &first_env, 3).await;
     assert_eq!(first, 3);
     assert!(log.contains("no backup at"), "{log}");
     lose_the_disk(dir);
@@ -158,7 +160,9 @@ async fn a_corrupt_replica_stops_run_before_the_app() {
     std::fs::create_dir(dir.path().join("data")).unwrap();
     let replica = dir.path().join("replica");
     let env = node_env(dir.path(), &format!("file://{}", replica.display()));
-    let out = Running::spawn(run_command(dir.path(), &env, &["sleep", "1"]))
+    let mut first = env.clone();
+    first.push(("LITEFS_ORM_BACKUP_NEW_DATABASE", "1".into()));
+    let out = Running::spawn(run_command(dir.path(), &first, &["sleep", "1"]))
         .finish()
         .await;
     assert_eq!(out.code(), Some(0), "{}", out.stderr);

@@ -210,6 +210,7 @@ async fn a_litefs_primary_restores_through_the_import_api() {
             "LITEFS_ORM_BACKUP_DIR",
             dir.path().join("seed-state").display().to_string(),
         ),
+        ("LITEFS_ORM_BACKUP_NEW_DATABASE", "1".into()),
     ];
     let out = Running::spawn(run_command(dir.path(), &seed, &["true"]))
         .finish()

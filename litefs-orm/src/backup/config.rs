@@ -17,7 +17,9 @@ use crate::error::{Error, Result};
 /// | [`force_path_style`](Self::force_path_style) | `LITEFS_ORM_BACKUP_FORCE_PATH_STYLE` (`true`/`false`) | true with an endpoint |
 /// | [`sync_interval`](Self::sync_interval) | `LITEFS_ORM_BACKUP_SYNC_INTERVAL_MS` | 1 000 |
 /// | [`timeout`](Self::timeout) | `LITEFS_ORM_BACKUP_TIMEOUT_MS` | 300 000 |
-/// | [`stop_timeout`](Self::stop_timeout) | `LITEFS_ORM_BACKUP_STOP_TIMEOUT_MS` | 45 000 |
+/// | [`stop_timeout`](Self::stop_timeout) | `LITEFS_ORM_BACKUP_STOP_TIMEOUT_MS` | 10 000 |
+/// | [`new_database`](Self::new_database) | `LITEFS_ORM_BACKUP_NEW_DATABASE` (`1`/`true`) | false |
+/// | [`max_failures`](Self::max_failures) | `LITEFS_ORM_BACKUP_MAX_FAILURES` (`0`: never give up) | 5 |
 /// | [`dir`](Self::dir) | `LITEFS_ORM_BACKUP_DIR` | a directory per database under the system temp dir |
 /// | [`litestream`](Self::litestream) | `LITEFS_ORM_LITESTREAM` | `litestream` on `PATH` |
 ///
@@ -46,9 +48,18 @@ pub struct BackupConfig {
     pub sync_interval: Duration,
     /// Deadline of a restore, and of the storage check at start.
     pub timeout: Duration,
-    /// How long a stopping Litestream may take for its final sync before it is killed; the
-    /// last `litestream replicate -once` after it has the same deadline.
+    /// The whole stop, once the app has ended: Litestream's own final sync (at most half of
+    /// it; killed after that, or at once when its sync fails) and the last
+    /// `litestream replicate -once` (the rest). `run` exits within it.
     pub stop_timeout: Duration,
+    /// Start a new, empty database when it is missing and the replica holds no backup at all
+    /// (a first deploy). Off: that is an error naming the location looked in, since a
+    /// mistyped location looks exactly like it.
+    pub new_database: bool,
+    /// After this many Litestream failures in a row (it exited, or logged an error, after
+    /// start-up; each one restarts it with backoff), give up: `run` stops the app and exits 1.
+    /// `0`: never give up. A Litestream that runs a minute without an error resets the count.
+    pub max_failures: u32,
     /// Where the generated `litestream.yml` and Litestream's local state (`meta/`) live;
     /// `None`: `<temp>/litefs-orm-<db name>-<hash of the db path>`. Never inside a LiteFS
     /// mount, which holds only databases.
@@ -67,7 +78,9 @@ impl BackupConfig {
             force_path_style: None,
             sync_interval: Duration::from_secs(1),
             timeout: Duration::from_secs(300),
-            stop_timeout: Duration::from_secs(45),
+            stop_timeout: Duration::from_secs(10),
+            new_database: false,
+            max_failures: 5,
             dir: None,
             litestream: PathBuf::from("litestream"),
         }
@@ -97,15 +110,7 @@ impl BackupConfig {
         });
         c.region = nonempty("LITEFS_ORM_BACKUP_REGION");
         if let Some(v) = nonempty("LITEFS_ORM_BACKUP_FORCE_PATH_STYLE") {
-            c.force_path_style = Some(match v.to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" => true,
-                "false" | "0" | "no" => false,
-                _ => {
-                    return Err(Error::Config(format!(
-                        "LITEFS_ORM_BACKUP_FORCE_PATH_STYLE must be true or false, got {v:?}"
-                    )));
-                }
-            });
+            c.force_path_style = Some(parse_bool("LITEFS_ORM_BACKUP_FORCE_PATH_STYLE", &v)?);
         }
         let ms = |key: &str, slot: &mut Duration| -> Result<()> {
             if let Some(v) = nonempty(key) {
@@ -119,6 +124,16 @@ impl BackupConfig {
         ms("LITEFS_ORM_BACKUP_SYNC_INTERVAL_MS", &mut c.sync_interval)?;
         ms("LITEFS_ORM_BACKUP_TIMEOUT_MS", &mut c.timeout)?;
         ms("LITEFS_ORM_BACKUP_STOP_TIMEOUT_MS", &mut c.stop_timeout)?;
+        if let Some(v) = nonempty("LITEFS_ORM_BACKUP_NEW_DATABASE") {
+            c.new_database = parse_bool("LITEFS_ORM_BACKUP_NEW_DATABASE", &v)?;
+        }
+        if let Some(v) = nonempty("LITEFS_ORM_BACKUP_MAX_FAILURES") {
+            c.max_failures = v.parse().map_err(|_| {
+                Error::Config(format!(
+                    "LITEFS_ORM_BACKUP_MAX_FAILURES must be a number (0: never give up), got {v:?}"
+                ))
+            })?;
+        }
         c.dir = nonempty("LITEFS_ORM_BACKUP_DIR").map(PathBuf::from);
         if let Some(bin) = nonempty("LITEFS_ORM_LITESTREAM") {
             c.litestream = bin.into();
@@ -131,6 +146,21 @@ impl BackupConfig {
     pub fn with_endpoint(mut self, endpoint: impl Into<String>) -> Self {
         self.endpoint = Some(endpoint.into());
         self
+    }
+
+    /// Sets [`new_database`](Self::new_database).
+    pub fn with_new_database(mut self, allowed: bool) -> Self {
+        self.new_database = allowed;
+        self
+    }
+
+    /// Where the backup goes, as the operator wrote it: the URL, and the endpoint if any.
+    /// Litestream's local state belongs to one location: it is reset when this changes.
+    pub fn location(&self) -> String {
+        match &self.endpoint {
+            Some(endpoint) => format!("{} (endpoint {endpoint})", self.url),
+            None => self.url.clone(),
+        }
     }
 
     /// Sets [`dir`](Self::dir).
@@ -220,6 +250,17 @@ impl BackupConfig {
     }
 }
 
+/// `true`/`1`/`yes` or `false`/`0`/`no`, for variable `key`.
+pub(crate) fn parse_bool(key: &str, v: &str) -> Result<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(Error::Config(format!(
+            "{key} must be true or false, got {v:?}"
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,6 +289,8 @@ mod tests {
             ("LITEFS_ORM_BACKUP_SYNC_INTERVAL_MS", "250"),
             ("LITEFS_ORM_BACKUP_TIMEOUT_MS", "2000"),
             ("LITEFS_ORM_BACKUP_DIR", "/var/lib/backup"),
+            ("LITEFS_ORM_BACKUP_NEW_DATABASE", "1"),
+            ("LITEFS_ORM_BACKUP_MAX_FAILURES", "3"),
             ("LITEFS_ORM_LITESTREAM", "/usr/local/bin/litestream"),
         ]))
         .unwrap()
@@ -265,6 +308,25 @@ mod tests {
             Path::new("/var/lib/backup")
         );
         assert_eq!(c.litestream, Path::new("/usr/local/bin/litestream"));
+        assert!(c.new_database);
+        assert_eq!(c.max_failures, 3);
+    }
+
+    #[test]
+    fn a_new_database_is_not_allowed_by_default() {
+        let c = BackupConfig::from_lookup(lookup(&[("LITEFS_ORM_BACKUP_URL", "s3://bkt/app")]))
+            .unwrap()
+            .unwrap();
+        assert!(!c.new_database);
+    }
+
+    #[test]
+    fn the_location_names_the_endpoint() {
+        let c = BackupConfig::new("s3://bkt/app").with_endpoint("http://127.0.0.1:9000");
+        assert_eq!(
+            c.location(),
+            "s3://bkt/app (endpoint http://127.0.0.1:9000)"
+        );
     }
 
     #[test]

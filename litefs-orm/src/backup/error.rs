@@ -51,6 +51,17 @@ pub enum BackupError {
         /// Litestream's message.
         detail: String,
     },
+    /// The database is missing and the location holds no backup, and a new database was not
+    /// allowed: a first deploy must say so, since a mistyped location looks the same.
+    #[error(
+        "no backup at {location}, and {database} is missing: the app was not started on a new, empty database; check LITEFS_ORM_BACKUP_URL (and the endpoint) for a typo, or, if this is the first deploy, start once with LITEFS_ORM_BACKUP_NEW_DATABASE=1 (`run --new-database`)"
+    )]
+    NoBackup {
+        /// Where the backup was looked for ([`BackupConfig::location`](super::BackupConfig::location)).
+        location: String,
+        /// The missing database.
+        database: String,
+    },
     /// The backup exists but cannot be read back into a database.
     #[error(
         "the backup at {url} is corrupt: {detail}; nothing was restored and the app was not started: restore an older point with `litestream restore -timestamp` or `-txid` by hand, or move the broken backup aside"

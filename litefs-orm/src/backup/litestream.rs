@@ -36,17 +36,34 @@ impl Litestream {
     /// Runs `litestream version` to check that the binary of `config` runs; its commands
     /// will use the generated configuration `config_file`.
     pub async fn locate(config: &BackupConfig, config_file: &Path) -> Result<Self, BackupError> {
+        Self::unverified(config, config_file).verified().await
+    }
+
+    /// The binary of `config`, not run yet: [`verified`](Self::verified) checks it. A node
+    /// that is not the primary needs no `litestream` until it becomes primary.
+    pub fn unverified(config: &BackupConfig, config_file: &Path) -> Self {
+        Litestream {
+            bin: config.litestream.clone(),
+            version: String::new(),
+            config_file: config_file.to_owned(),
+            url: config.url.clone(),
+            timeout: config.timeout,
+        }
+    }
+
+    /// Runs `litestream version`: this binary, with the version it printed.
+    pub async fn verified(&self) -> Result<Self, BackupError> {
         let missing = |source| BackupError::LitestreamMissing {
-            path: config.litestream.display().to_string(),
+            path: self.bin.display().to_string(),
             source,
         };
-        let mut cmd = Command::new(&config.litestream);
+        let mut cmd = Command::new(&self.bin);
         cmd.arg("version")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let out = tokio::time::timeout(config.timeout, cmd.output())
+        let out = tokio::time::timeout(self.timeout, cmd.output())
             .await
             .map_err(|_| missing(std::io::ErrorKind::TimedOut.into()))?
             .map_err(missing)?;
@@ -57,19 +74,21 @@ impl Litestream {
                 out.status
             ))));
         }
-        let version = String::from_utf8_lossy(&out.stdout).trim().to_owned();
         Ok(Litestream {
-            bin: config.litestream.clone(),
-            version,
-            config_file: config_file.to_owned(),
-            url: config.url.clone(),
-            timeout: config.timeout,
+            version: String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+            ..self.clone()
         })
     }
 
-    /// The version `litestream version` printed, e.g. `0.5.17`.
+    /// The version `litestream version` printed, e.g. `0.5.17` (empty until
+    /// [`verified`](Self::verified)).
     pub fn version(&self) -> &str {
         &self.version
+    }
+
+    /// The replica URL.
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     /// The binary.

@@ -24,9 +24,16 @@
 //!
 //! A new, empty database whose Litestream finds an existing backup *replaces* that backup
 //! with its own snapshot. So [`prepare`] starts fresh only when the replica holds no backup
-//! at all (Litestream's `-if-replica-exists`); an unreachable storage, refused
-//! credentials, a missing bucket, a corrupt backup or a timeout are errors
-//! ([`BackupError`]) and the app must not start.
+//! at all (Litestream's `-if-replica-exists`) *and* [`BackupConfig::new_database`] says this
+//! is a first deploy (a mistyped location looks the same: [`BackupError::NoBackup`]); an
+//! unreachable storage, refused credentials, a missing bucket, a corrupt backup or a timeout
+//! are errors ([`BackupError`]) and the app must not start.
+//!
+//! # Failures after start-up
+//!
+//! [`Replicator`] restarts a Litestream that logs an error or exits, with backoff, keeps the
+//! last failure in a [`BackupStatus`], and gives up after [`BackupConfig::max_failures`] in a
+//! row; [`BackupFiles::write`] resets Litestream's local state when the location changes.
 //!
 //! [Litestream]: https://litestream.io
 
@@ -40,9 +47,10 @@ mod replicator;
 use std::path::{Path, PathBuf};
 
 pub use config::BackupConfig;
+pub(crate) use config::parse_bool;
 pub use error::BackupError;
 pub use litestream::{Litestream, Restore, check_reachable};
-pub use replicator::Replicator;
+pub use replicator::{BackupStatus, Replicator, STABLE};
 
 use crate::config::Config;
 
@@ -62,6 +70,11 @@ pub struct BackupFiles {
 
 impl BackupFiles {
     /// Writes `litestream.yml` for the database of `config` into the state directory.
+    ///
+    /// Litestream's local state (`meta/`) describes what it has shipped to one location: when
+    /// the location ([`BackupConfig::location`]) differs from the one recorded beside it (or
+    /// none is recorded), the state is removed, so that Litestream starts the new location
+    /// with a full snapshot instead of failing on files only the old one has.
     pub fn write(backup: &BackupConfig, config: &Config) -> Result<Self, BackupError> {
         let io = |action: String| move |source| BackupError::Io { action, source };
         let database = std::path::absolute(config.db_path())
@@ -70,6 +83,27 @@ impl BackupFiles {
         std::fs::create_dir_all(&dir).map_err(io(format!("cannot create {}", dir.display())))?;
         let config_file = dir.join("litestream.yml");
         let meta = dir.join("meta");
+        let recorded = dir.join(LOCATION_FILE);
+        let location = backup.location();
+        let before = std::fs::read_to_string(&recorded).ok();
+        if before.as_deref().map(str::trim) != Some(location.as_str()) {
+            if meta.exists() {
+                match &before {
+                    Some(old) => tracing::warn!(
+                        "the backup location changed from {} to {location}: resetting litestream's local state ({}); the new location starts with a full snapshot",
+                        old.trim(),
+                        meta.display()
+                    ),
+                    None => tracing::warn!(
+                        "litestream's local state {} belongs to no recorded backup location: resetting it; {location} gets a full snapshot",
+                        meta.display()
+                    ),
+                }
+            }
+            remove(&meta, true)?;
+            std::fs::write(&recorded, format!("{location}\n"))
+                .map_err(io(format!("cannot write {}", recorded.display())))?;
+        }
         std::fs::write(&config_file, backup.render(&database, &meta))
             .map_err(io(format!("cannot write {}", config_file.display())))?;
         Ok(BackupFiles {
@@ -81,6 +115,9 @@ impl BackupFiles {
     }
 }
 
+/// The file beside `meta/` naming the backup location that state belongs to.
+const LOCATION_FILE: &str = "location";
+
 /// What [`prepare`] found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -89,13 +126,15 @@ pub enum Prepared {
     Existing,
     /// The database was missing and was restored from the backup.
     Restored,
-    /// The database was missing and the replica holds no backup: start fresh.
+    /// The database was missing, the replica holds no backup, and a new database was allowed
+    /// ([`BackupConfig::new_database`]): start fresh.
     Fresh,
 }
 
 /// Makes the database safe to start on, on a node that writes locally (primary or
 /// standalone): restores it when it is missing, checks the storage when it is there.
-/// Any failure other than "no backup exists" is an error: do not start the app then.
+/// Any failure is an error: do not start the app then. "No backup exists" is one too
+/// ([`BackupError::NoBackup`]), unless [`BackupConfig::new_database`] allows a first deploy.
 ///
 /// On a LiteFS mount the restore is imported through LiteFS's HTTP API
 /// ([`Config::litefs_http`], required then).
@@ -114,10 +153,10 @@ pub async fn prepare(
     // The local state describes the lost database: Litestream must not resume from it.
     remove(&files.meta, true)?;
     if config.litefs_mount.is_none() {
-        return Ok(match litestream.restore(db, db).await? {
-            Restore::Restored => Prepared::Restored,
-            Restore::NoBackup => Prepared::Fresh,
-        });
+        return match litestream.restore(db, db).await? {
+            Restore::Restored => Ok(Prepared::Restored),
+            Restore::NoBackup => fresh(backup, db),
+        };
     }
     let api = config
         .litefs_http
@@ -142,7 +181,7 @@ pub async fn prepare(
         remove(&stale, false)?;
     }
     if litestream.restore(db, &out).await? == Restore::NoBackup {
-        return Ok(Prepared::Fresh);
+        return fresh(backup, db);
     }
     let name = config.database.to_string_lossy();
     import::import(api, &name, &out, backup.timeout).await?;
@@ -160,6 +199,18 @@ pub async fn prepare(
         remove(&done, false)?;
     }
     Ok(Prepared::Restored)
+}
+
+/// The database is missing and the replica holds no backup: a first deploy if the operator
+/// said so, else (a mistyped location looks the same) an error naming where we looked.
+fn fresh(backup: &BackupConfig, db: &Path) -> Result<Prepared, BackupError> {
+    if backup.new_database {
+        return Ok(Prepared::Fresh);
+    }
+    Err(BackupError::NoBackup {
+        location: backup.location(),
+        database: db.display().to_string(),
+    })
 }
 
 /// A database file and its sidecars.

@@ -2,8 +2,7 @@
 
 use std::fmt;
 use std::process::ExitStatus;
-use std::time::Duration;
-
+#[cfg(unix)]
 use tokio::process::Child;
 
 /// A Unix signal.
@@ -15,25 +14,6 @@ pub use nix::sys::signal::Signal;
 pub fn send(child: &Child, signal: Signal) {
     if let Some(pid) = child.id().and_then(|id| i32::try_from(id).ok()) {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
-    }
-}
-
-/// Stops `child`: SIGTERM, then SIGKILL if it has not exited after `grace`. Returns its status.
-pub async fn stop(child: &mut Child, grace: Duration) -> std::io::Result<ExitStatus> {
-    #[cfg(unix)]
-    send(child, Signal::SIGTERM);
-    #[cfg(not(unix))]
-    let _ = child.start_kill();
-    match tokio::time::timeout(grace, child.wait()).await {
-        Ok(status) => status,
-        Err(_) => {
-            tracing::warn!(
-                "process {} did not stop within {grace:?}; killing it",
-                child.id().unwrap_or(0)
-            );
-            let _ = child.start_kill();
-            child.wait().await
-        }
     }
 }
 

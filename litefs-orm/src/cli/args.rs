@@ -17,6 +17,22 @@ No RPC secret is needed: migrations are never forwarded.
 
 Exit codes: 0 success (including `up` skipped on a replica), 1 error, 2 usage error.";
 
+const RUN_AFTER_HELP: &str = "\
+Backups (LITEFS_ORM_BACKUP_URL set): LITEFS_ORM_BACKUP_ENDPOINT, _REGION, _FORCE_PATH_STYLE,
+_SYNC_INTERVAL_MS, _TIMEOUT_MS, _DIR, LITEFS_ORM_LITESTREAM (see the README's Backups section),
+and:
+  LITEFS_ORM_BACKUP_NEW_DATABASE=1     --new-database: a first deploy may start empty
+  LITEFS_ORM_BACKUP_MAX_FAILURES=N     Litestream failures in a row (an error logged, or an
+                                       exit) before `run` stops the app and exits 1; each
+                                       one restarts it with backoff; 0: never [default: 5]
+  LITEFS_ORM_BACKUP_STOP_TIMEOUT_MS=MS `run` exits within this after the app has ended
+                                       (Litestream's final sync) [default: 10000]
+  LITEFS_ORM_BACKUP_HEALTH_ADDR=ADDR   --health-addr: /health and /metrics of the backup
+  LITEFS_ORM_BACKUP_HOLD_ON_FAILURE=1  --hold-on-failure: stay up after a failed start
+  LITEFS_ORM_BACKUP_HOLD_ADDR=ADDR     --hold-addr: where it answers 503 [default: $PORT]
+Only the primary (or a standalone node) needs `litestream`; a replica checks it when it
+becomes primary.";
+
 /// The migrations CLI: primary-only migrations of a sea-orm-migration `Migrator`.
 #[derive(Clone, Debug, Parser)]
 #[command(
@@ -92,12 +108,35 @@ pub enum Cmd {
     /// Start the app the way a deploy script would: restore the database if it is missing
     /// (primary or standalone, with backups), apply migrations (or wait for them on a
     /// replica), then run the app with Litestream backing up while this node is primary.
-    /// Signals pass on to the app; `run` exits with the app's exit code
+    /// Signals pass on to the app; `run` exits with the app's exit code (1 when the backup
+    /// failed: Litestream gave up, or the final sync failed)
+    #[command(after_help = RUN_AFTER_HELP)]
     Run {
         /// Litestream replica URL, e.g. s3://bucket/app or file:///backups/app; without one
         /// there are no backups [env: LITEFS_ORM_BACKUP_URL]
         #[arg(long, value_name = "URL")]
         backup_url: Option<String>,
+        /// First deploy: when the database is missing and the backup location holds no
+        /// backup, start a new, empty database (without it, that is an error, since a
+        /// mistyped location looks the same); unset it once deployed
+        /// [env: LITEFS_ORM_BACKUP_NEW_DATABASE=1]
+        #[arg(long)]
+        new_database: bool,
+        /// When the start fails (before the app runs), do not exit: log the failure, answer
+        /// every HTTP request on --hold-addr with 503 and the failure, and exit 1 on SIGTERM,
+        /// so that LiteFS keeps the machine up for inspection
+        /// [env: LITEFS_ORM_BACKUP_HOLD_ON_FAILURE=1]
+        #[arg(long)]
+        hold_on_failure: bool,
+        /// Where --hold-on-failure answers, e.g. [::]:8080 (the app's port)
+        /// [env: LITEFS_ORM_BACKUP_HOLD_ADDR] [default: 0.0.0.0:$PORT when PORT is set]
+        #[arg(long, value_name = "ADDR")]
+        hold_addr: Option<String>,
+        /// Answer GET /health (503 once Litestream has failed) and GET /metrics (Prometheus)
+        /// about the backup on this address, e.g. 127.0.0.1:9091
+        /// [env: LITEFS_ORM_BACKUP_HEALTH_ADDR]
+        #[arg(long, value_name = "ADDR")]
+        health_addr: Option<String>,
         /// How long a replica waits for the primary's migrations, e.g. 30s, 2m [default: 60s]
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
         wait_timeout: Option<Duration>,
@@ -195,13 +234,18 @@ mod tests {
         let opt = Opt::try_parse_from(["m", "run", "--backup-url", "file:///b", "--", "app", "-x"])
             .unwrap();
         let Cmd::Run {
-            backup_url, app, ..
+            backup_url,
+            app,
+            new_database,
+            hold_on_failure,
+            ..
         } = opt.command
         else {
             panic!("not run: {:?}", opt.command);
         };
         assert_eq!(backup_url.as_deref(), Some("file:///b"));
         assert_eq!(app, ["app", "-x"]);
+        assert!(!new_database && !hold_on_failure);
     }
 
     #[test]

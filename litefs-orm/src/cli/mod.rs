@@ -32,22 +32,31 @@
 //! LiteFS cluster:
 //!
 //! 1. With backups configured (`LITEFS_ORM_BACKUP_URL`, see
-//!    [`BackupConfig`](crate::backup::BackupConfig)), checks that `litestream` runs and
-//!    writes `litestream.yml` into the state directory.
-//! 2. On the primary or standalone: restores the database if it is missing (a fresh start
-//!    only when the replica holds no backup at all), else checks that the storage answers.
-//!    On a replica: nothing, LiteFS brings the database.
+//!    [`BackupConfig`](crate::backup::BackupConfig)), writes `litestream.yml` into the state
+//!    directory (resetting Litestream's local state when the backup location changed).
+//! 2. On the primary or standalone: checks that `litestream` runs, restores the database if
+//!    it is missing, else checks that the storage answers. A missing database with no backup
+//!    at the location is an error naming it, unless `--new-database`
+//!    (`LITEFS_ORM_BACKUP_NEW_DATABASE=1`) says this is a first deploy. On a replica:
+//!    nothing, LiteFS brings the database (and `litestream` is checked once it is primary).
 //! 3. `up`, waiting on a replica until the schema has replicated (`--wait-timeout`).
 //! 4. Starts `litestream replicate` while this node is primary or standalone, following
-//!    role changes ([`Replicator`](crate::backup::Replicator)), and the app beside it.
+//!    role changes ([`Replicator`](crate::backup::Replicator)), and the app beside it. A
+//!    Litestream that logs an error or exits is restarted with backoff; after
+//!    `LITEFS_ORM_BACKUP_MAX_FAILURES` failures in a row, `run` stops the app and exits 1.
+//!    `--health-addr` serves the backup's `/health` and `/metrics`.
 //! 5. Passes SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 on to the app; when the
-//!    app has exited, stops Litestream after its final sync and exits with the app's exit
-//!    code (128 + N when signal N ended it).
+//!    app has exited, stops Litestream after its final sync (within
+//!    `LITEFS_ORM_BACKUP_STOP_TIMEOUT_MS` in all) and exits with the app's exit code (128 + N
+//!    when signal N ended it), or 1 when that final sync failed.
 //!
 //! Any failure before the app starts is an error (exit 1) and the app is not started: an
-//! app on an empty database would overwrite the backup. Litestream is not the app's parent
-//! (`litestream replicate -exec`) but its sibling, so that it can start and stop with the
-//! node's role and so that the app's exit code is not reduced to 0 or 1.
+//! app on an empty database would overwrite the backup. With `--hold-on-failure`
+//! (`LITEFS_ORM_BACKUP_HOLD_ON_FAILURE=1`), `run` then stays up, answering 503 with the
+//! failure on `--hold-addr` (or `0.0.0.0:$PORT`), until SIGTERM: LiteFS, which exits when its
+//! last `exec:` command exits, keeps the machine up for inspection. Litestream is not the
+//! app's parent (`litestream replicate -exec`) but its sibling, so that it can start and
+//! stop with the node's role and so that the app's exit code is not reduced to 0 or 1.
 //!
 //! Configuration comes from the library's environment variables (`LITEFS_ORM_DATABASE`,
 //! `LITEFS_ORM_MOUNT`, `LITEFS_ORM_LITEFS_HTTP`, `LITEFS_ORM_PRIMARY_WAIT_MS`), overridden by
@@ -61,6 +70,7 @@
 //! |---|---|
 //! | 0 | success, including `up` skipped on a replica |
 //! | any | `run`: the app's exit code, or 128 + N when signal N ended it |
+//! | 1 | `run`: the backup failed while or after the app ran (Litestream gave up, or the final sync failed) |
 //! | 1 | error: one line saying what failed, then its cause, on stderr |
 //! | 2 | usage error (unknown flag, bad value), from the argument parser |
 //!
@@ -143,6 +153,47 @@ fn fail(action: impl Into<String>) -> impl FnOnce(crate::Error) -> Error {
 
 /// Runs one command for migrator `M` and returns what to print.
 pub async fn run<M: MigratorTrait>(opt: Opt) -> Result<Output, Error> {
+    if let Cmd::Run {
+        backup_url,
+        new_database,
+        hold_on_failure,
+        hold_addr,
+        health_addr,
+        wait_timeout,
+        app,
+    } = opt.command
+    {
+        let run = RunFlags {
+            backup_url,
+            new_database,
+            health_addr,
+            wait_timeout,
+            app,
+        };
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let hold = hold_on_failure
+            || env("LITEFS_ORM_BACKUP_HOLD_ON_FAILURE").is_some_and(|v| {
+                crate::backup::parse_bool("LITEFS_ORM_BACKUP_HOLD_ON_FAILURE", &v).unwrap_or(true)
+            });
+        let result = async {
+            let config = opt
+                .connect
+                .config()
+                .map_err(fail("cannot read the configuration"))?;
+            run_app::<M>(config, run).await
+        }
+        .await;
+        return match result {
+            #[cfg(unix)]
+            Err(e) if hold => {
+                let addr = hold_addr
+                    .or_else(|| env("LITEFS_ORM_BACKUP_HOLD_ADDR"))
+                    .or_else(|| env("PORT").map(|p| format!("0.0.0.0:{}", p.trim())));
+                Err(run::hold(e, addr.as_deref()).await)
+            }
+            other => other,
+        };
+    }
     let config = opt
         .connect
         .config()
@@ -154,15 +205,7 @@ pub async fn run<M: MigratorTrait>(opt: Opt) -> Result<Output, Error> {
     let action = |name: &str| format!("`{name}` on {database} failed");
     let report = match opt.command {
         Cmd::Role => return Ok(Output::Role(RoleInfo::read(&target))),
-        Cmd::Run {
-            backup_url,
-            wait_timeout,
-            app,
-        } => {
-            // `run` follows the role itself, for as long as the app runs.
-            drop(target);
-            return run_app::<M>(config, backup_url, wait_timeout, app).await;
-        }
+        Cmd::Run { .. } => unreachable!("handled above"),
         Cmd::Status => {
             let status = migrate::status::<M>(&target)
                 .await
@@ -209,15 +252,29 @@ pub async fn run<M: MigratorTrait>(opt: Opt) -> Result<Output, Error> {
     Ok(Output::Report(report))
 }
 
+/// The flags of `run`.
+struct RunFlags {
+    backup_url: Option<String>,
+    new_database: bool,
+    health_addr: Option<String>,
+    wait_timeout: Option<std::time::Duration>,
+    app: Vec<std::ffi::OsString>,
+}
+
 #[cfg(unix)]
 async fn run_app<M: MigratorTrait>(
     config: crate::Config,
-    backup_url: Option<String>,
-    wait_timeout: Option<std::time::Duration>,
-    app: Vec<std::ffi::OsString>,
+    flags: RunFlags,
 ) -> Result<Output, Error> {
+    let RunFlags {
+        backup_url,
+        new_database,
+        health_addr,
+        wait_timeout,
+        app,
+    } = flags;
     let config_error = fail("cannot read the backup configuration");
-    let backup = match (crate::backup::BackupConfig::from_env(), backup_url) {
+    let mut backup = match (crate::backup::BackupConfig::from_env(), backup_url) {
         (Err(e), _) => return Err(config_error(e)),
         (Ok(Some(mut b)), Some(url)) => {
             b.url = url;
@@ -226,25 +283,27 @@ async fn run_app<M: MigratorTrait>(
         (Ok(None), Some(url)) => Some(crate::backup::BackupConfig::new(url)),
         (Ok(b), None) => b,
     };
-    if let Some(b) = &backup {
+    if let Some(b) = &mut backup {
+        b.new_database |= new_database;
         b.validate().map_err(config_error)?;
     }
+    let health_addr = health_addr.or_else(|| {
+        std::env::var("LITEFS_ORM_BACKUP_HEALTH_ADDR")
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+    });
     let opts = run::RunOptions {
         config,
         backup,
         wait_timeout: wait_timeout.unwrap_or(DEFAULT_WAIT_TIMEOUT),
         command: app,
+        health_addr,
     };
     run::run::<M>(opts).await.map(Output::Run)
 }
 
 #[cfg(not(unix))]
-async fn run_app<M: MigratorTrait>(
-    _: crate::Config,
-    _: Option<String>,
-    _: Option<std::time::Duration>,
-    _: Vec<std::ffi::OsString>,
-) -> Result<Output, Error> {
+async fn run_app<M: MigratorTrait>(_: crate::Config, _: RunFlags) -> Result<Output, Error> {
     Err(fail("`run` needs a Unix system")(crate::Error::Config(
         "signals and process groups are Unix-only".into(),
     )))

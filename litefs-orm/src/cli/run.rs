@@ -30,12 +30,19 @@ pub struct AppExit {
     pub code: Option<i32>,
     /// The signal that ended the app (or interrupted `run` before it started it).
     pub signal: Option<i32>,
+    /// What went wrong with the backup while or after the app ran: Litestream failed
+    /// `LITEFS_ORM_BACKUP_MAX_FAILURES` times in a row (and the app was stopped), or the final
+    /// sync failed. `run` exits 1 then, whatever the app's exit code.
+    pub backup_error: Option<String>,
 }
 
 impl AppExit {
     /// The app's exit code, or 128 + the signal that ended it (or interrupted `run`), as
     /// shells report it.
     pub fn exit_code(&self) -> u8 {
+        if self.backup_error.is_some() {
+            return 1;
+        }
         match (self.code, self.signal) {
             (Some(code), _) => u8::try_from(code & 0xff).unwrap_or(1),
             (None, Some(signal)) => u8::try_from((128 + signal) & 0xff).unwrap_or(1),
@@ -54,7 +61,11 @@ impl AppExit {
 impl fmt::Display for AppExit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.started {
-            write!(f, "the app `{}` ended: {}", self.app, self.exit())
+            write!(f, "the app `{}` ended: {}", self.app, self.exit())?;
+            match &self.backup_error {
+                Some(e) => write!(f, "; but {e}"),
+                None => Ok(()),
+            }
         } else {
             let how = self
                 .exit()
@@ -82,6 +93,8 @@ pub(super) struct RunOptions {
     pub backup: Option<BackupConfig>,
     pub wait_timeout: Duration,
     pub command: Vec<OsString>,
+    /// Where to answer `/health` and `/metrics` about the backup, if anywhere.
+    pub health_addr: Option<String>,
 }
 
 /// Runs the whole command: see the module docs of [`cli`](super).
@@ -100,12 +113,17 @@ pub(super) async fn run<M: MigratorTrait>(opts: RunOptions) -> Result<AppExit, E
         started: false,
         code: None,
         signal: Some(signal as i32),
+        backup_error: None,
     };
     let (role, backups) = tokio::select! {
         prepared = prepare::<M>(&opts) => prepared?,
         signal = signals.recv() => return Ok(interrupted(signal)),
     };
-    let replicator = backups.map(|(ls, b)| Replicator::start(ls, role.clone(), b.stop_timeout));
+    let replicator = backups.map(|(ls, b)| Replicator::start(ls, role.clone(), &b));
+    if let Some(addr) = &opts.health_addr {
+        let status = replicator.as_ref().map(Replicator::status);
+        serve_health(addr, status).await?;
+    }
     if let Some(r) = &replicator {
         // As `litestream replicate -exec` does: the app starts once Litestream replicates.
         let started = tokio::select! {
@@ -133,11 +151,12 @@ pub(super) async fn run<M: MigratorTrait>(opts: RunOptions) -> Result<AppExit, E
         Ok(child) => child,
         Err(e) => {
             if let Some(r) = replicator {
-                r.stop().await;
+                let _ = r.stop().await;
             }
             return Err(io_error("cannot start the app", &app, e));
         }
     };
+    let mut gave_up: Option<backup::BackupStatus> = None;
     let status = loop {
         tokio::select! {
             status = child.wait() => break status,
@@ -145,16 +164,32 @@ pub(super) async fn run<M: MigratorTrait>(opts: RunOptions) -> Result<AppExit, E
                 tracing::info!("{signal} received: passing it on to the app");
                 process::send(&child, signal);
             }
+            status = backups_gave_up(replicator.as_ref()), if gave_up.is_none() => {
+                tracing::error!("{status}: stopping the app (SIGTERM), then exiting 1");
+                process::send(&child, Signal::SIGTERM);
+                gave_up = Some(status);
+            }
         }
     };
     let status = status.map_err(|e| io_error("cannot wait for the app", &app, e))?;
     let exit = Exit::from_status(status);
     tracing::info!("the app ended: {exit}");
+    let mut problems = Vec::new();
+    if let Some(status) = &gave_up {
+        problems.push(format!(
+            "litestream failed {} times in a row, so the app was stopped (last: {})",
+            status.consecutive_failures,
+            status.last_error.as_deref().unwrap_or("unknown")
+        ));
+    }
     if let Some(r) = replicator {
         tokio::select! {
-            () = r.stop() => {}
+            stopped = r.stop() => if let Err(e) = stopped {
+                problems.push(format!("the final sync of the backup failed: {e}"));
+            },
             signal = signals.recv() => {
                 tracing::warn!("{signal} received again: stopping litestream without its final sync");
+                problems.push(format!("{signal} stopped litestream before its final sync"));
             }
         }
     }
@@ -163,7 +198,114 @@ pub(super) async fn run<M: MigratorTrait>(opts: RunOptions) -> Result<AppExit, E
         started: true,
         code: exit.code,
         signal: exit.signal,
+        backup_error: (!problems.is_empty()).then(|| problems.join("; and ")),
     })
+}
+
+/// Completes when the backup has given up; never without backups.
+async fn backups_gave_up(replicator: Option<&Replicator>) -> backup::BackupStatus {
+    match replicator {
+        Some(r) => r.gave_up().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Answers `GET /health` (200, or 503 once Litestream has failed, with the status as text)
+/// and `GET /metrics` (Prometheus text) on `addr`, for as long as `run` runs.
+async fn serve_health(
+    addr: &str,
+    status: Option<tokio::sync::watch::Receiver<backup::BackupStatus>>,
+) -> Result<(), Error> {
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| io_error("cannot listen on the backup health address", addr, e))?;
+    let health = {
+        let status = status.clone();
+        move || {
+            let status = status.clone();
+            async move {
+                match status {
+                    None => (StatusCode::OK, "backup: none configured; ok\n".to_owned()),
+                    Some(s) => {
+                        let s = s.borrow().clone();
+                        let code = if s.healthy() {
+                            StatusCode::OK
+                        } else {
+                            StatusCode::SERVICE_UNAVAILABLE
+                        };
+                        (code, format!("{s}\n"))
+                    }
+                }
+            }
+        }
+    };
+    let metrics = move || {
+        let status = status.clone();
+        async move {
+            match status {
+                Some(s) => s.borrow().metrics(),
+                None => backup::BackupStatus::default().metrics(),
+            }
+        }
+    };
+    let app = axum::Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics));
+    tracing::info!(
+        "backup health on http://{}/health and /metrics",
+        listener
+            .local_addr()
+            .map_or(addr.to_owned(), |a| a.to_string())
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(())
+}
+
+/// `run --hold-on-failure`: instead of exiting at once after a failed start, stay up (so
+/// that LiteFS, whose `exec:` ends with its last command, keeps the machine up for an
+/// operator) and answer every HTTP request on `addr` with 503 and the failure, until a
+/// signal (SIGTERM, SIGINT, ...); then return the error (exit 1).
+pub(super) async fn hold(error: Error, addr: Option<&str>) -> Error {
+    use axum::http::StatusCode;
+    let report = error.report();
+    eprintln!("{report}");
+    let mut signals = match Signals::install() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot listen for signals, so not holding: {e}");
+            return error;
+        }
+    };
+    let mut served = String::new();
+    if let Some(addr) = addr {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => {
+                let body = format!(
+                    "litefs-orm run: the app was not started\n{report}\n(held by LITEFS_ORM_BACKUP_HOLD_ON_FAILURE until SIGTERM)\n"
+                );
+                let app = axum::Router::new().fallback(move || {
+                    let body = body.clone();
+                    async move { (StatusCode::SERVICE_UNAVAILABLE, body) }
+                });
+                served = format!(
+                    ", answering 503 with the failure on http://{}",
+                    listener
+                        .local_addr()
+                        .map_or(addr.to_owned(), |a| a.to_string())
+                );
+                tokio::spawn(async move { axum::serve(listener, app).await });
+            }
+            Err(e) => tracing::error!("cannot answer on {addr} while holding: {e}"),
+        }
+    }
+    tracing::error!(
+        "the start failed; holding (LITEFS_ORM_BACKUP_HOLD_ON_FAILURE){served} until SIGTERM, then exiting 1"
+    );
+    let signal = signals.recv().await;
+    tracing::info!("{signal} received: exiting 1 after the failed start");
+    error
 }
 
 /// Everything before the app starts: Litestream found, the database restored or checked
@@ -174,21 +316,16 @@ async fn prepare<M: MigratorTrait>(
     let config = &opts.config;
     let db = config.db_path();
     let database = db.display().to_string();
-    let backups = match &opts.backup {
+    let mut backups = match &opts.backup {
         Some(b) => {
             let files =
                 BackupFiles::write(b, config).map_err(fail_backup("cannot set up backups"))?;
-            let ls = Litestream::locate(b, &files.config_file)
-                .await
-                .map_err(fail_backup(
-                    "backups are configured, but litestream cannot run",
-                ))?;
             tracing::info!(
-                "backups to {} with litestream {} (config {})",
-                b.url,
-                ls.version(),
+                "backups to {} (config {})",
+                b.location(),
                 files.config_file.display()
             );
+            let ls = Litestream::unverified(b, &files.config_file);
             Some((ls, b.clone(), files))
         }
         None => None,
@@ -208,8 +345,14 @@ async fn prepare<M: MigratorTrait>(
             .await
             .unwrap_or(Role::NoPrimary);
     }
-    if let Some((ls, b, files)) = &backups {
+    if let Some((ls, b, files)) = &mut backups {
         if role.writes_locally() {
+            // Only a node that backs up needs `litestream`; a replica checks it when it
+            // becomes primary.
+            *ls = ls.verified().await.map_err(fail_backup(
+                "backups are configured, but litestream cannot run",
+            ))?;
+            tracing::info!("litestream {}", ls.version());
             let prepared = backup::prepare(ls, b, files, config)
                 .await
                 .map_err(fail_backup(format!(
@@ -220,7 +363,10 @@ async fn prepare<M: MigratorTrait>(
                     tracing::info!("{database} exists; the backup storage answers")
                 }
                 Prepared::Restored => tracing::info!("restored {database} from {}", b.url),
-                _ => tracing::info!("no backup at {} yet: starting with a new database", b.url),
+                _ => tracing::warn!(
+                    "no backup at {} yet: starting with a new database, as LITEFS_ORM_BACKUP_NEW_DATABASE allows (a first deploy; unset it afterwards)",
+                    b.location()
+                ),
             }
         } else if role == Role::NoPrimary && !db.exists() {
             return Err(Error {
@@ -348,6 +494,7 @@ mod tests {
             started: true,
             code,
             signal,
+            backup_error: None,
         }
     }
 
@@ -370,5 +517,17 @@ mod tests {
             .map(OsString::from)
             .collect();
         assert_eq!(shell_words(&args), r"sh -c 'echo it'\''s; exit 7'");
+    }
+
+    #[test]
+    fn a_failed_final_sync_exits_1_even_when_the_app_exits_0() {
+        let mut e = exit(Some(0), None);
+        e.backup_error = Some("the final sync of the backup failed: boom".into());
+        assert_eq!(e.exit_code(), 1);
+        assert!(
+            e.to_string()
+                .ends_with("exit code 0; but the final sync of the backup failed: boom"),
+            "{e}"
+        );
     }
 }

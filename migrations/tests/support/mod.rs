@@ -297,6 +297,14 @@ impl Moto {
     }
 }
 
+impl Moto {
+    /// Stops the server: from now on the endpoint refuses connections.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();
