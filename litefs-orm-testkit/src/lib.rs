@@ -123,6 +123,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod apps;
 mod dump;
 pub mod real;
 mod standin;
