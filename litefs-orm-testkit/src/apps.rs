@@ -60,6 +60,8 @@ pub struct AppOptions {
     pub journal_mode: JournalMode,
     /// Wait for a primary. Default: 2 s.
     pub primary_wait: Duration,
+    /// Read-your-writes wait of a forwarded write. Default: 5 s.
+    pub replication_timeout: Duration,
     /// Whole-write deadline. Default: 10 s.
     pub write_timeout: Duration,
 }
@@ -73,6 +75,7 @@ impl AppOptions {
             schema: Vec::new(),
             journal_mode: JournalMode::Wal,
             primary_wait: Duration::from_secs(2),
+            replication_timeout: Duration::from_secs(5),
             write_timeout: Duration::from_secs(10),
         }
     }
@@ -98,6 +101,12 @@ impl AppOptions {
     /// Sets the wait for a primary.
     pub fn primary_wait(mut self, wait: Duration) -> Self {
         self.primary_wait = wait;
+        self
+    }
+
+    /// Sets the read-your-writes wait.
+    pub fn replication_timeout(mut self, timeout: Duration) -> Self {
+        self.replication_timeout = timeout;
         self
     }
 
@@ -250,6 +259,7 @@ impl AppCluster {
             .with_litefs_http(self.litefs.http_url(i))
             .with_rpc_secret(SECRET)
             .with_primary_wait(self.options.primary_wait)
+            .with_replication_timeout(self.options.replication_timeout)
             .with_write_timeout(self.options.write_timeout)
             .with_journal_mode(self.options.journal_mode);
         for (node, addr) in self.addrs.iter().enumerate() {
@@ -295,9 +305,38 @@ impl AppCluster {
         format!("http://{}", self.addrs[i])
     }
 
+    /// The URL forwarded writes are POSTed to on node `i`'s app.
+    pub fn rpc_url(&self, i: usize) -> String {
+        format!("{}{}", self.url(i), litefs_orm::RPC_PATH)
+    }
+
     /// Waits until every replica has the primary's position.
     pub async fn sync(&mut self) -> Result<(), String> {
         self.litefs.sync().await
+    }
+
+    /// The real LiteFS cluster; panics on the stand-in.
+    pub fn real(&self) -> &RealCluster {
+        match &self.litefs {
+            Litefs::Real(c) => c,
+            Litefs::StandIn(_) => panic!("this cluster runs on the stand-in"),
+        }
+    }
+
+    /// The real LiteFS cluster, to stop, restart or change its nodes; panics on the stand-in.
+    pub fn real_mut(&mut self) -> &mut RealCluster {
+        match &mut self.litefs {
+            Litefs::Real(c) => c,
+            Litefs::StandIn(_) => panic!("this cluster runs on the stand-in"),
+        }
+    }
+
+    /// The stand-in; panics on real LiteFS.
+    pub fn standin(&self) -> &Cluster {
+        match &self.litefs {
+            Litefs::StandIn(c) => c,
+            Litefs::Real(_) => panic!("this cluster runs on real LiteFS"),
+        }
     }
 
     /// Stops node `i`'s app — router, connections, handle — as a crashed process would, and

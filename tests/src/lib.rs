@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 /// The shared RPC secret of test clusters.
-pub const SECRET: &str = "test secret, 32 bytes or so long";
+pub const SECRET: &str = litefs_orm_testkit::apps::SECRET;
 
 /// The registry every test node uses.
 pub fn registry() -> Registry {

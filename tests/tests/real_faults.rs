@@ -10,15 +10,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use litefs_orm::{Error, JournalMode, ReplicatedActiveModel};
+use litefs_orm_testkit::apps::AppOptions;
 use litefs_orm_tests::entities::post;
-use litefs_orm_tests::real::{RealSetup, RealTestCluster};
+use litefs_orm_tests::real::{self, setup};
 use sea_orm::{EntityTrait, PaginatorTrait};
 
-fn delete_mode() -> RealSetup {
-    RealSetup {
-        journal_mode: JournalMode::Delete,
-        ..RealSetup::default()
-    }
+fn delete_mode() -> AppOptions {
+    setup().journal_mode(JournalMode::Delete)
 }
 
 /// How long a recovery may take before the test fails.
@@ -49,10 +47,10 @@ async fn insert_until_it_lands(db: &litefs_orm::ReplicatedDb, title: &str) -> Ve
 #[tokio::test]
 async fn a_write_from_a_replica_fails_as_no_primary_and_not_committed_while_the_primarys_litefs_is_stopped()
  {
-    let mut c = RealTestCluster::start().await;
+    let mut c = real::start(setup()).await;
     c.stop_app(0).await;
-    c.litefs.stop_node(0).await.unwrap();
-    let wait = RealSetup::default().primary_wait;
+    c.real_mut().stop_node(0).await.unwrap();
+    let wait = setup().primary_wait;
     let err = tokio::time::timeout(
         wait + Duration::from_secs(3),
         post::new("nowhere").insert_replicated(c.db(1)),
@@ -66,19 +64,19 @@ async fn a_write_from_a_replica_fails_as_no_primary_and_not_committed_while_the_
 
 #[tokio::test]
 async fn reads_on_a_replica_keep_working_while_the_primarys_litefs_is_stopped() {
-    let mut c = RealTestCluster::start().await;
+    let mut c = real::start(setup()).await;
     post::new("kept").insert_replicated(c.db(1)).await.unwrap();
     c.stop_app(0).await;
-    c.litefs.stop_node(0).await.unwrap();
+    c.real_mut().stop_node(0).await.unwrap();
     assert_eq!(post::Entity::find().count(c.db(1)).await.unwrap(), 1);
 }
 
 #[tokio::test]
 async fn writes_from_replicas_resume_by_themselves_when_the_primarys_litefs_returns() {
-    let mut c = RealTestCluster::start_with(delete_mode()).await;
-    c.litefs.stop_node(0).await.unwrap();
+    let mut c = real::start(delete_mode()).await;
+    c.real_mut().stop_node(0).await.unwrap();
     let _ = post::new("while down").insert_replicated(c.db(1)).await;
-    c.litefs.start_node(0).await.unwrap();
+    c.real_mut().start_node(0).await.unwrap();
     insert_until_it_lands(c.db(1), "after").await;
     let local = post::Entity::find().all(c.db(1)).await.unwrap();
     assert!(local.iter().any(|p| p.title == "after"));
@@ -86,8 +84,8 @@ async fn writes_from_replicas_resume_by_themselves_when_the_primarys_litefs_retu
 
 #[tokio::test]
 async fn a_write_on_a_primary_whose_mount_died_is_an_io_error_not_a_replica_refusal() {
-    let mut c = RealTestCluster::start_with(delete_mode()).await;
-    c.litefs.stop_node(0).await.unwrap();
+    let mut c = real::start(delete_mode()).await;
+    c.real_mut().stop_node(0).await.unwrap();
     let err = post::new("dead mount")
         .insert_replicated(c.db(0))
         .await
@@ -96,25 +94,25 @@ async fn a_write_on_a_primary_whose_mount_died_is_an_io_error_not_a_replica_refu
         !matches!(err, Error::NotPrimary { .. }),
         "a dead mount on the primary is not a replica: {err}"
     );
-    c.litefs.start_node(0).await.unwrap();
+    c.real_mut().start_node(0).await.unwrap();
 }
 
 #[tokio::test]
 async fn writes_on_the_primary_resume_after_litefs_restarts_under_its_app() {
-    let mut c = RealTestCluster::start_with(delete_mode()).await;
+    let mut c = real::start(delete_mode()).await;
     post::new("before")
         .insert_replicated(c.db(0))
         .await
         .unwrap();
-    c.litefs.restart_node(0).await.unwrap();
+    c.real_mut().restart_node(0).await.unwrap();
     insert_until_it_lands(c.db(0), "after").await;
     assert_eq!(post::Entity::find().count(c.db(0)).await.unwrap(), 2);
 }
 
 #[tokio::test]
 async fn forwarded_writes_resume_after_litefs_restarts_under_the_primarys_app() {
-    let mut c = RealTestCluster::start_with(delete_mode()).await;
-    c.litefs.restart_node(0).await.unwrap();
+    let mut c = real::start(delete_mode()).await;
+    c.real_mut().restart_node(0).await.unwrap();
     insert_until_it_lands(c.db(2), "forwarded after").await;
     let local = post::Entity::find().all(c.db(2)).await.unwrap();
     assert!(local.iter().any(|p| p.title == "forwarded after"));
@@ -122,9 +120,9 @@ async fn forwarded_writes_resume_after_litefs_restarts_under_the_primarys_app() 
 
 #[tokio::test]
 async fn a_replica_reads_and_forwards_again_after_its_litefs_restarts_under_its_app() {
-    let mut c = RealTestCluster::start_with(delete_mode()).await;
+    let mut c = real::start(delete_mode()).await;
     post::new("old").insert_replicated(c.db(1)).await.unwrap();
-    c.litefs.restart_node(1).await.unwrap();
+    c.real_mut().restart_node(1).await.unwrap();
     insert_until_it_lands(c.db(1), "new").await;
     let titles: Vec<String> = post::Entity::find()
         .all(c.db(1))
@@ -138,11 +136,7 @@ async fn a_replica_reads_and_forwards_again_after_its_litefs_restarts_under_its_
 
 #[tokio::test]
 async fn replicas_writes_fail_as_not_committed_while_the_primarys_app_is_down_and_resume_after() {
-    let mut c = RealTestCluster::start_with(RealSetup {
-        write_timeout: Duration::from_secs(3),
-        ..RealSetup::default()
-    })
-    .await;
+    let mut c = real::start(setup().write_timeout(Duration::from_secs(3))).await;
     c.stop_app(0).await;
     let err = post::new("refused")
         .insert_replicated(c.db(1))
@@ -152,7 +146,7 @@ async fn replicas_writes_fail_as_not_committed_while_the_primarys_app_is_down_an
         !err.may_be_committed(),
         "nothing reached the primary: {err}"
     );
-    c.start_app(0).await;
+    c.start_app(0).await.unwrap();
     post::new("accepted")
         .insert_replicated(c.db(1))
         .await
@@ -173,7 +167,7 @@ async fn replicas_writes_fail_as_not_committed_while_the_primarys_app_is_down_an
 /// would be lost, and a replica that had it rolled back).
 #[tokio::test]
 async fn a_planned_primary_change_under_load_loses_and_duplicates_no_acknowledged_write() {
-    let mut c = RealTestCluster::start_with(delete_mode()).await;
+    let mut c = real::start(delete_mode()).await;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut writers = Vec::new();
     for w in [1, 2] {
@@ -196,9 +190,9 @@ async fn a_planned_primary_change_under_load_loses_and_duplicates_no_acknowledge
     c.stop_app(0).await;
     // A statement the stopped app had handed to SQLite may still commit: let it land.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    c.sync().await;
-    c.litefs.change_primary(1).await.unwrap();
-    c.start_app(0).await;
+    c.sync().await.unwrap();
+    c.real_mut().change_primary(1).await.unwrap();
+    c.start_app(0).await.unwrap();
     // Every node writes again after the change, the new primary locally.
     for node in 0..3 {
         insert_until_it_lands(c.db(node), &format!("after change {node}")).await;
@@ -209,7 +203,7 @@ async fn a_planned_primary_change_under_load_loses_and_duplicates_no_acknowledge
         acknowledged.extend(w.await.unwrap());
     }
     assert!(!acknowledged.is_empty());
-    c.sync().await;
+    c.sync().await.unwrap();
     for node in 0..3 {
         let mut counts: BTreeMap<String, usize> = BTreeMap::new();
         for p in post::Entity::find().all(c.db(node)).await.unwrap() {

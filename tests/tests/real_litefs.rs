@@ -6,19 +6,17 @@
 
 use litefs_orm::wire::WriteResponse;
 use litefs_orm::{Error, JournalMode, ReplicatedActiveModel, Role};
+use litefs_orm_testkit::apps::AppOptions;
 use litefs_orm_tests::entities::post;
 use litefs_orm_tests::operations::IncrementPage;
 use litefs_orm_tests::post_signed;
-use litefs_orm_tests::real::{RealSetup, RealTestCluster};
+use litefs_orm_tests::real::{self, setup};
 use sea_orm::ActiveValue::Set;
 use sea_orm::{ConnectionTrait, EntityTrait, PaginatorTrait};
 use serde_json::json;
 
-fn delete_mode() -> RealSetup {
-    RealSetup {
-        journal_mode: JournalMode::Delete,
-        ..RealSetup::default()
-    }
+fn delete_mode() -> AppOptions {
+    setup().journal_mode(JournalMode::Delete)
 }
 
 fn insert_body(title: &str) -> Vec<u8> {
@@ -36,15 +34,15 @@ fn insert_body(title: &str) -> Vec<u8> {
 
 #[tokio::test]
 async fn replicas_know_the_real_primary() {
-    let c = RealTestCluster::start().await;
+    let c = real::start(setup()).await;
     assert_eq!(c.db(0).role(), Role::Primary);
-    let primary = c.litefs.hostname(0).to_owned();
+    let primary = c.real().hostname(0).to_owned();
     assert_eq!(c.db(1).role(), Role::Replica { primary });
 }
 
 #[tokio::test]
 async fn an_insert_from_a_replica_is_read_back_there_at_once() {
-    let c = RealTestCluster::start().await;
+    let c = real::start(setup()).await;
     let saved = post::new("hello").insert_replicated(c.db(1)).await.unwrap();
     let local = post::Entity::find_by_id(saved.id)
         .one(c.db(1))
@@ -55,7 +53,7 @@ async fn an_insert_from_a_replica_is_read_back_there_at_once() {
 
 #[tokio::test]
 async fn an_update_and_a_delete_from_a_replica_are_read_back_there_at_once() {
-    let c = RealTestCluster::start().await;
+    let c = real::start(setup()).await;
     let saved = post::new("draft").insert_replicated(c.db(2)).await.unwrap();
     let mut edit: post::ActiveModel = saved.clone().into();
     edit.body = Set("final".into());
@@ -76,7 +74,7 @@ async fn an_update_and_a_delete_from_a_replica_are_read_back_there_at_once() {
 
 #[tokio::test]
 async fn a_save_from_a_replica_inserts_then_updates() {
-    let c = RealTestCluster::start().await;
+    let c = real::start(setup()).await;
     let mut saved = post::new("saved").save_replicated(c.db(1)).await.unwrap();
     saved.body = Set("saved again".into());
     let again = saved.save_replicated(c.db(1)).await.unwrap();
@@ -87,7 +85,7 @@ async fn a_save_from_a_replica_inserts_then_updates() {
 
 #[tokio::test]
 async fn an_operation_from_replicas_counts_exactly_on_the_primary() {
-    let c = RealTestCluster::start().await;
+    let c = real::start(setup()).await;
     let page = || IncrementPage {
         page: "home".into(),
     };
@@ -98,7 +96,7 @@ async fn an_operation_from_replicas_counts_exactly_on_the_primary() {
 
 #[tokio::test]
 async fn concurrent_writes_from_every_node_all_land_once() {
-    let c = RealTestCluster::start().await;
+    let c = real::start(setup()).await;
     let mut writes = Vec::new();
     for n in 0..48 {
         let db = c.db(n % 3).clone();
@@ -118,7 +116,7 @@ async fn concurrent_writes_from_every_node_all_land_once() {
 
 #[tokio::test]
 async fn a_plain_write_on_a_replica_is_refused_naming_the_replicated_method_in_wal_mode() {
-    let c = RealTestCluster::start().await;
+    let c = real::start(setup()).await;
     let err = c
         .db(1)
         .execute_unprepared("INSERT INTO page_view (page, count) VALUES ('x', 1)")
@@ -129,7 +127,7 @@ async fn a_plain_write_on_a_replica_is_refused_naming_the_replicated_method_in_w
 
 #[tokio::test]
 async fn a_plain_write_on_a_replica_is_refused_naming_the_replicated_method_in_delete_mode() {
-    let c = RealTestCluster::start_with(delete_mode()).await;
+    let c = real::start(delete_mode()).await;
     let err = c
         .db(2)
         .execute_unprepared("INSERT INTO page_view (page, count) VALUES ('x', 1)")
@@ -141,8 +139,8 @@ async fn a_plain_write_on_a_replica_is_refused_naming_the_replicated_method_in_d
 #[tokio::test]
 async fn a_write_on_a_replica_outside_the_handle_fails_inside_sqlite() {
     use sea_orm::sqlx::{Connection, sqlite::SqliteConnection};
-    let c = RealTestCluster::start().await;
-    let url = format!("sqlite://{}", c.litefs.db_path(1).display());
+    let c = real::start(setup()).await;
+    let url = format!("sqlite://{}", c.real().db_path(1).display());
     let mut conn = SqliteConnection::connect(&url).await.unwrap();
     let err = sea_orm::sqlx::query("INSERT INTO page_view (page, count) VALUES ('x', 1)")
         .execute(&mut conn)
@@ -153,14 +151,14 @@ async fn a_write_on_a_replica_outside_the_handle_fails_inside_sqlite() {
     assert_eq!(code, "778", "{err}");
 }
 
-async fn answered_txid_is_the_commits_txid(setup: RealSetup) {
-    let c = RealTestCluster::start_with(setup).await;
+async fn answered_txid_is_the_commits_txid(options: AppOptions) {
+    let c = real::start(options).await;
     for n in 0..5 {
-        let before = c.litefs.pos(0).unwrap().0;
+        let before = c.real().pos(0).unwrap().0;
         let resp = post_signed(&c.rpc_url(0), insert_body(&format!("t{n}"))).await;
         assert_eq!(resp.status().as_u16(), 200);
         let answer: WriteResponse = resp.json().await.unwrap();
-        let after = c.litefs.pos(0).unwrap().0;
+        let after = c.real().pos(0).unwrap().0;
         assert_eq!(answer.txid, before + 1);
         assert_eq!(answer.txid, after, "-pos after the commit");
     }
@@ -168,7 +166,7 @@ async fn answered_txid_is_the_commits_txid(setup: RealSetup) {
 
 #[tokio::test]
 async fn the_answered_txid_is_the_txid_litefs_gives_the_commit_in_wal_mode() {
-    answered_txid_is_the_commits_txid(RealSetup::default()).await;
+    answered_txid_is_the_commits_txid(setup()).await;
 }
 
 #[tokio::test]
@@ -178,21 +176,24 @@ async fn the_answered_txid_is_the_txid_litefs_gives_the_commit_in_delete_mode() 
 
 #[tokio::test]
 async fn group_committed_answers_name_txids_litefs_reported() {
-    let c = RealTestCluster::start().await;
-    let events = tx_events(&c.litefs.http_url(0)).await;
+    let c = real::start(setup()).await;
+    let events = tx_events(&c.real().http_url(0)).await;
     let mut calls = Vec::new();
     for n in 0..32 {
         let url = c.rpc_url(0);
         calls.push(tokio::spawn(async move {
             let resp = post_signed(&url, insert_body(&format!("g{n}"))).await;
-            resp.json::<WriteResponse>().await.unwrap().txid
+            let body = resp.text().await.unwrap();
+            serde_json::from_str::<WriteResponse>(&body)
+                .unwrap_or_else(|e| panic!("{e}: {body}"))
+                .txid
         }));
     }
     let mut answered = Vec::new();
     for call in calls {
         answered.push(call.await.unwrap());
     }
-    let last = c.litefs.pos(0).unwrap().0;
+    let last = c.real().pos(0).unwrap().0;
     assert_eq!(answered.iter().max(), Some(&last));
     let seen = events.until(last).await;
     for txid in &answered {
@@ -207,7 +208,7 @@ async fn group_committed_answers_name_txids_litefs_reported() {
 
 #[tokio::test]
 async fn an_error_on_a_replica_says_nothing_was_committed_when_the_primary_refused_it() {
-    let c = RealTestCluster::start().await;
+    let c = real::start(setup()).await;
     post::new("taken").insert_replicated(c.db(1)).await.unwrap();
     let err = post::new("taken")
         .insert_replicated(c.db(2))
