@@ -1,6 +1,14 @@
 //! Tests of the handle.
 
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
+
+use super::recovery::MountId;
 use super::*;
+use crate::config::JournalMode;
 use crate::replica::client::HttpTransport;
 
 async fn rows(conn: &DatabaseConnection) -> Vec<i64> {
