@@ -54,7 +54,9 @@ pub enum Error {
     )]
     WriterBusy,
     /// The primary's database refused the write (constraint, hook error...). Nothing was written.
-    #[error("the primary's database refused the write: {0}")]
+    #[error(
+        "the database refused the write (the primary's, or this standalone node's); nothing was written: {0}"
+    )]
     Rejected(DbFailure),
     /// SQLite failed with an I/O error on the primary's database (this node's, when it is
     /// the primary), or refused a write while LiteFS still says that node is the primary.
@@ -309,7 +311,7 @@ pub(crate) fn classify_code(code: i64) -> SqliteFailure {
 /// True when SQLite refused a write the way LiteFS makes it refuse on a replica (see
 /// [`SqliteFailure::ReplicaRefusal`]); whether this node is the primary still needs a look
 /// at the role.
-#[cfg(feature = "migrate")]
+#[cfg(any(feature = "migrate", test))]
 pub(crate) fn is_replica_write_error(e: &DbErr) -> bool {
     classify(e) == SqliteFailure::ReplicaRefusal
 }

@@ -1,6 +1,7 @@
 //! SeaORM writes from any LiteFS node: reads stay local, writes go to the primary, and the
 //! caller returns once its own replica has the write.
 #![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod api;
 mod config;
@@ -12,12 +13,15 @@ mod protocol;
 mod replica;
 
 #[cfg(feature = "migrate")]
+#[cfg_attr(docsrs, doc(cfg(feature = "migrate")))]
 pub mod migrate;
 
 #[cfg(feature = "backup")]
+#[cfg_attr(docsrs, doc(cfg(feature = "backup")))]
 pub mod backup;
 
 #[cfg(feature = "cli")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
 pub mod cli;
 
 pub use api::active_model::{ModelOf, ReplicatedActiveModel};
@@ -40,6 +44,7 @@ pub(crate) type BoxFut<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output
 
 /// `#[derive(Replicated)]`: see the [`Replicated`] trait.
 #[cfg(feature = "macros")]
+#[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub use litefs_orm_macros::Replicated;
 
 /// Everything an app using litefs-orm usually needs.

@@ -221,3 +221,11 @@ async fn concurrent_writes_from_every_node_all_land_once() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_transaction_on_a_replica_is_refused_naming_operation() {
+    use sea_orm::TransactionTrait;
+    let c = TestCluster::start().await;
+    let err = c.db(1).begin().await.unwrap_err();
+    assert!(err.to_string().contains("litefs_orm::Operation"), "{err}");
+}

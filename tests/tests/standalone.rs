@@ -71,3 +71,26 @@ async fn wait_until_the_write_lock_is_held(path: &std::path::Path) {
     }
     panic!("nobody took the write lock within 5 s");
 }
+
+#[tokio::test]
+async fn a_transaction_on_a_standalone_node_commits_its_statements_together() {
+    use sea_orm::{ActiveModelTrait, TransactionTrait};
+    let dir = tempfile::tempdir().unwrap();
+    let db = litefs_orm_tests::standalone(dir.path()).await;
+    let txn = db.begin().await.unwrap();
+    post::new("first").insert(&txn).await.unwrap();
+    post::new("second").insert(&txn).await.unwrap();
+    txn.commit().await.unwrap();
+    assert_eq!(post::Entity::find().all(&db).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_transaction_rolled_back_on_a_standalone_node_leaves_nothing() {
+    use sea_orm::{ActiveModelTrait, TransactionTrait};
+    let dir = tempfile::tempdir().unwrap();
+    let db = litefs_orm_tests::standalone(dir.path()).await;
+    let txn = db.begin().await.unwrap();
+    post::new("gone").insert(&txn).await.unwrap();
+    txn.rollback().await.unwrap();
+    assert!(post::Entity::find().all(&db).await.unwrap().is_empty());
+}

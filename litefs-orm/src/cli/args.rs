@@ -128,7 +128,7 @@ pub enum Cmd {
         /// [env: LITEFS_ORM_BACKUP_HOLD_ON_FAILURE=1]
         #[arg(long)]
         hold_on_failure: bool,
-        /// Where --hold-on-failure answers, e.g. [::]:8080 (the app's port)
+        /// Where --hold-on-failure answers, e.g. `[::]:8080` (the app's port)
         /// [env: LITEFS_ORM_BACKUP_HOLD_ADDR] [default: 0.0.0.0:$PORT when PORT is set]
         #[arg(long, value_name = "ADDR")]
         hold_addr: Option<String>,

@@ -1,8 +1,12 @@
-//! The handle as a SeaORM connection: reads on the local reader pool, writes on the writer
-//! where writes are local, refused on a replica.
+//! The handle as a SeaORM connection: reads on the local reader pool, writes and transactions
+//! on the writer where writes are local, refused on a replica.
+
+use std::future::Future;
+use std::pin::Pin;
 
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, ExecResult, QueryResult, Statement,
+    AccessMode, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    ExecResult, IsolationLevel, QueryResult, Statement, TransactionError, TransactionTrait,
 };
 
 use super::recovery::replica_write_refused;
@@ -69,5 +73,90 @@ impl ConnectionTrait for ReplicatedDb {
 
     fn support_returning(&self) -> bool {
         self.reader().support_returning()
+    }
+}
+
+/// SeaORM transactions on the writer, where writes are local (the primary, or standalone). On
+/// a replica a transaction could not write: `begin` fails and names
+/// [`Operation`](crate::Operation), which runs a transaction on the primary from any node.
+///
+/// ```no_run
+/// # async fn demo(db: litefs_orm::ReplicatedDb) -> Result<(), sea_orm::DbErr> {
+/// use sea_orm::{ConnectionTrait, TransactionTrait};
+/// let txn = db.begin().await?; // on the primary or standalone
+/// txn.execute_unprepared("UPDATE page_view SET count = 0").await?;
+/// txn.commit().await?;
+/// # Ok(()) }
+/// ```
+#[async_trait::async_trait]
+impl TransactionTrait for ReplicatedDb {
+    type Transaction = DatabaseTransaction;
+
+    async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
+        self.local_writer()?.begin().await
+    }
+
+    async fn begin_with_config(
+        &self,
+        isolation_level: Option<IsolationLevel>,
+        access_mode: Option<AccessMode>,
+    ) -> Result<DatabaseTransaction, DbErr> {
+        self.local_writer()?
+            .begin_with_config(isolation_level, access_mode)
+            .await
+    }
+
+    async fn begin_with_options(
+        &self,
+        options: sea_orm::TransactionOptions,
+    ) -> Result<DatabaseTransaction, DbErr> {
+        self.local_writer()?.begin_with_options(options).await
+    }
+
+    async fn transaction<F, T, E>(&self, callback: F) -> Result<T, TransactionError<E>>
+    where
+        F: for<'c> FnOnce(
+                &'c DatabaseTransaction,
+            ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+            + Send,
+        T: Send,
+        E: std::fmt::Display + std::fmt::Debug + Send,
+    {
+        let writer = self.local_writer().map_err(TransactionError::Connection)?;
+        writer.transaction(callback).await
+    }
+
+    async fn transaction_with_config<F, T, E>(
+        &self,
+        callback: F,
+        isolation_level: Option<IsolationLevel>,
+        access_mode: Option<AccessMode>,
+    ) -> Result<T, TransactionError<E>>
+    where
+        F: for<'c> FnOnce(
+                &'c DatabaseTransaction,
+            ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+            + Send,
+        T: Send,
+        E: std::fmt::Display + std::fmt::Debug + Send,
+    {
+        let writer = self.local_writer().map_err(TransactionError::Connection)?;
+        writer
+            .transaction_with_config(callback, isolation_level, access_mode)
+            .await
+    }
+}
+
+impl ReplicatedDb {
+    /// The writer, where writes are local; on a replica an error that points to `Operation`.
+    fn local_writer(&self) -> Result<DatabaseConnection, DbErr> {
+        match self.role() {
+            Role::Standalone | Role::Primary => Ok(self.writer()),
+            role => Err(DbErr::Custom(format!(
+                "litefs-orm: this node is a {role}, and a transaction can only write on the LiteFS \
+                 primary; put the transaction's work in a litefs_orm::Operation and run it with \
+                 db.run(op): it runs in one transaction on the primary from any node"
+            ))),
+        }
     }
 }

@@ -80,7 +80,11 @@ impl HttpTransport {
 /// before it reached the endpoint (a missing route, a body limit), so nothing was written.
 fn foreign_answer(url: &str, status: reqwest::StatusCode, body: &[u8]) -> Error {
     let text: String = String::from_utf8_lossy(body).chars().take(200).collect();
-    let message = format!("answered {status}, not as litefs-orm's endpoint: {text}");
+    let said = match text.trim() {
+        "" => String::new(),
+        text => format!(" ({text})"),
+    };
+    let message = format!("answered {status}, not as litefs-orm's endpoint{said}");
     if status == reqwest::StatusCode::REQUEST_TIMEOUT || status.is_server_error() {
         return Error::Transport {
             url: url.to_owned(),
@@ -88,6 +92,13 @@ fn foreign_answer(url: &str, status: reqwest::StatusCode, body: &[u8]) -> Error 
             maybe_committed: true,
             attempts: 1,
         };
+    }
+    if status == reqwest::StatusCode::NOT_FOUND {
+        return Error::Protocol(format!(
+            "{url} {message}: does the primary's app merge `litefs_orm::router(db)` into its \
+             Axum router, at the root (not under a nest), and does LITEFS_ORM_PRIMARY_URL or \
+             LITEFS_ORM_PRIMARY_URLS point at that app?"
+        ));
     }
     Error::Protocol(format!("{url} {message}"))
 }
@@ -180,6 +191,15 @@ mod tests {
             assert_eq!(maybe_committed(&e), Some(true), "{status}: {e}");
             assert!(e.to_string().contains("upstream request timeout"), "{e}");
         }
+    }
+
+    #[test]
+    fn a_404_names_the_router_to_merge_and_the_url_tried() {
+        let e = foreign_answer(URL, StatusCode::NOT_FOUND, b"");
+        let text = e.to_string();
+        assert!(text.contains("litefs_orm::router(db)"), "{text}");
+        assert!(text.contains(URL), "{text}");
+        assert!(!text.trim_end().ends_with(':'), "no dangling colon: {text}");
     }
 
     #[test]
