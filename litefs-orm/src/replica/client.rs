@@ -130,12 +130,25 @@ fn transport_error(url: &str, e: &reqwest::Error) -> Error {
         message.push_str(&s.to_string());
         source = s.source();
     }
+    if e.is_connect() && looks_like_dns(&message) {
+        message.push_str(
+            "; the primary's hostname does not resolve: map LiteFS hostnames to the apps' \
+             URLs with LITEFS_ORM_PRIMARY_URLS (n1=http://10.0.0.1:8080,...) or fix \
+             LITEFS_ORM_PRIMARY_URL's template",
+        );
+    }
     Error::Transport {
         url: url.to_owned(),
         message,
         maybe_committed,
         attempts: 1,
     }
+}
+
+/// Whether a connect failure's text is a failed name lookup (hyper's resolver says "dns error";
+/// the system's, "failed to lookup address").
+fn looks_like_dns(message: &str) -> bool {
+    message.contains("dns error") || message.contains("failed to lookup address")
 }
 
 /// Turns the primary's error answer into the caller's typed error.
@@ -191,6 +204,17 @@ mod tests {
             assert_eq!(maybe_committed(&e), Some(true), "{status}: {e}");
             assert!(e.to_string().contains("upstream request timeout"), "{e}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_hostname_that_does_not_resolve_points_to_the_url_map() {
+        let e = reqwest::Client::new()
+            .post("http://no-such-node.invalid:8080/")
+            .send()
+            .await
+            .unwrap_err();
+        let text = super::transport_error(URL, &e).to_string();
+        assert!(text.contains("LITEFS_ORM_PRIMARY_URLS"), "{text}");
     }
 
     #[test]
