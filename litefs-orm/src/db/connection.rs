@@ -14,6 +14,25 @@ use super::{ReplicatedDb, sql};
 use crate::litefs::role::Role;
 
 impl ReplicatedDb {
+    /// Runs a query with `run` on the connection its SQL routes to, and once more when it
+    /// failed with an I/O error and the connections were just reopened on a mount that came
+    /// back (see `read_again_after`).
+    async fn query<T, F, Fut>(&self, stmt: Statement, run: F) -> Result<T, DbErr>
+    where
+        F: Fn(DatabaseConnection, Statement) -> Fut + Send,
+        Fut: Future<Output = Result<T, DbErr>> + Send,
+    {
+        let conn = self.route(&stmt.sql)?;
+        match run(conn, stmt.clone()).await {
+            Ok(r) => Ok(r),
+            Err(e) if self.read_again_after(&stmt.sql, &e).await => {
+                let conn = self.route(&stmt.sql)?;
+                run(conn, stmt).await.map_err(|e| self.io_noted(e))
+            }
+            Err(e) => Err(self.map_err(e).await),
+        }
+    }
+
     fn route(&self, sql_text: &str) -> Result<DatabaseConnection, DbErr> {
         if sql::is_read(sql_text) {
             return Ok(self.reader());
@@ -48,27 +67,19 @@ impl ConnectionTrait for ReplicatedDb {
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        let conn = self.route(&stmt.sql)?;
-        match conn.query_one_raw(stmt.clone()).await {
-            Ok(r) => Ok(r),
-            Err(e) if self.read_again_after(&stmt.sql, &e).await => {
-                let conn = self.route(&stmt.sql)?;
-                conn.query_one_raw(stmt).await.map_err(|e| self.io_noted(e))
-            }
-            Err(e) => Err(self.map_err(e).await),
-        }
+        self.query(
+            stmt,
+            |conn, stmt| async move { conn.query_one_raw(stmt).await },
+        )
+        .await
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        let conn = self.route(&stmt.sql)?;
-        match conn.query_all_raw(stmt.clone()).await {
-            Ok(r) => Ok(r),
-            Err(e) if self.read_again_after(&stmt.sql, &e).await => {
-                let conn = self.route(&stmt.sql)?;
-                conn.query_all_raw(stmt).await.map_err(|e| self.io_noted(e))
-            }
-            Err(e) => Err(self.map_err(e).await),
-        }
+        self.query(
+            stmt,
+            |conn, stmt| async move { conn.query_all_raw(stmt).await },
+        )
+        .await
     }
 
     fn support_returning(&self) -> bool {
