@@ -15,15 +15,19 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
+mod files;
+
 use crate::litefs::position::{PositionTracker, TxFeed};
-use crate::litefs::{self, EVENT_INIT, EVENT_PRIMARY_CHANGE, Event, NodeInfo, PrimaryEventData};
+use crate::litefs::{EVENT_INIT, EVENT_PRIMARY_CHANGE, Event, NodeInfo, PrimaryEventData};
+use files::FileSource;
+#[cfg(test)]
+use files::Health;
 
 /// The role of this node.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -242,88 +246,6 @@ impl RoleWatch {
             Ok(Ok(role)) => Some(role.clone()),
             _ => None,
         }
-    }
-}
-
-/// Reads the role from `.primary` and `.lag`.
-#[derive(Debug)]
-struct FileSource {
-    mount: PathBuf,
-    /// Whether the last read failed, to log the failure once when it starts and once when
-    /// it ends rather than at every poll.
-    failing: AtomicBool,
-}
-
-/// A change in whether the role files can be read.
-#[derive(Debug, PartialEq, Eq)]
-enum Health {
-    Failing,
-    Recovered,
-}
-
-impl FileSource {
-    fn new(mount: PathBuf) -> Self {
-        FileSource {
-            mount,
-            failing: AtomicBool::new(false),
-        }
-    }
-
-    /// Notes whether a read failed; returns the change, if this read changes it.
-    fn note(&self, failed: bool) -> Option<Health> {
-        match (self.failing.swap(failed, Ordering::Relaxed), failed) {
-            (false, true) => Some(Health::Failing),
-            (true, false) => Some(Health::Recovered),
-            _ => None,
-        }
-    }
-
-    /// The role the files say; while they cannot be read, "no primary" (logged once).
-    async fn read(&self) -> Role {
-        match self.try_read().await {
-            Ok(role) => role,
-            Err(_) => Role::NoPrimary,
-        }
-    }
-
-    /// The role the files say, or the error reading them.
-    async fn try_read(&self) -> std::io::Result<Role> {
-        let result = self.read_files().await;
-        match (self.note(result.is_err()), &result) {
-            (Some(Health::Failing), Err(e)) => {
-                tracing::warn!(mount = %self.mount.display(), error = %e, "cannot read the LiteFS role files; taking this node for a replica with no primary until they can be read");
-            }
-            (Some(Health::Recovered), _) => {
-                tracing::info!(mount = %self.mount.display(), "the LiteFS role files can be read again");
-            }
-            _ => {}
-        }
-        result
-    }
-
-    async fn read_files(&self) -> std::io::Result<Role> {
-        let primary_file = self.mount.join(litefs::PRIMARY_FILE);
-        let lag_file = self.mount.join(litefs::LAG_FILE);
-        let read = || {
-            let primary = litefs::read_primary(&primary_file);
-            let lag = litefs::read_lag(&lag_file);
-            (primary, lag)
-        };
-        Ok(match read() {
-            (Ok(Some(host)), _) if !host.is_empty() => Role::Replica { primary: host },
-            (Ok(_), Ok(Some(0))) => {
-                // Absent `.primary` and zero lag: confirm, since a replica that just lost
-                // its primary may read zero lag for a moment.
-                tokio::time::sleep(CONFIRM_GAP).await;
-                match read() {
-                    (Ok(None), Ok(Some(0))) => Role::Primary,
-                    (Ok(Some(host)), _) if !host.is_empty() => Role::Replica { primary: host },
-                    _ => Role::NoPrimary,
-                }
-            }
-            (Err(e), _) | (_, Err(e)) => return Err(e),
-            _ => Role::NoPrimary,
-        })
     }
 }
 

@@ -1,6 +1,7 @@
 //! Tests of `role`.
 
 use super::*;
+use crate::litefs;
 
 fn event(line: &[u8]) -> Event {
     serde_json::from_slice(line).unwrap()
