@@ -99,6 +99,8 @@ async fn a_write_on_a_primary_whose_mount_died_is_an_io_error_not_a_replica_refu
         !matches!(err, Error::NotPrimary { .. }),
         "a dead mount on the primary is not a replica: {err}"
     );
+    assert!(matches!(err, Error::Io(_)), "an I/O error, as it is: {err}");
+    assert!(!err.may_be_committed(), "{err}");
     c.real_mut().start_node(0).await.unwrap();
 }
 

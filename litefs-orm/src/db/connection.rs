@@ -104,7 +104,7 @@ impl TransactionTrait for ReplicatedDb {
     type Transaction = DatabaseTransaction;
 
     async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
-        self.local_writer()?.begin().await
+        self.begin_with_config(None, None).await
     }
 
     async fn begin_with_config(
@@ -133,8 +133,7 @@ impl TransactionTrait for ReplicatedDb {
         T: Send,
         E: std::fmt::Display + std::fmt::Debug + Send,
     {
-        let writer = self.local_writer().map_err(TransactionError::Connection)?;
-        writer.transaction(callback).await
+        self.transaction_with_config(callback, None, None).await
     }
 
     async fn transaction_with_config<F, T, E>(
