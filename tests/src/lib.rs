@@ -189,6 +189,24 @@ impl TestCluster {
     }
 }
 
+/// The wire body of a forwarded insert of a post titled `title` (body `b`), carrying the
+/// idempotency key `key` when there is one.
+pub fn post_insert_body(title: &str, key: Option<&str>) -> Vec<u8> {
+    let mut request = serde_json::json!({
+        "v": 1,
+        "entity": "post",
+        "op": "insert",
+        "model": {
+            "title": {"set": {"String": title}},
+            "body": {"set": {"String": "b"}}
+        }
+    });
+    if let Some(key) = key {
+        request["key"] = key.into();
+    }
+    serde_json::to_vec(&request).expect("a JSON body")
+}
+
 /// POSTs `body` to `url`, signed with [`SECRET`] for the URL's path.
 pub async fn post_signed(url: &str, body: Vec<u8>) -> reqwest::Response {
     let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);

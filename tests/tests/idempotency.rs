@@ -8,7 +8,7 @@ use litefs_orm::{Error, ReplicatedActiveModel, ReplicatedDb};
 use litefs_orm_tests::entities::post;
 use litefs_orm_tests::operations::IncrementPage;
 use litefs_orm_tests::proxy::Fault;
-use litefs_orm_tests::{TestCluster, post_signed};
+use litefs_orm_tests::{TestCluster, post_insert_body, post_signed};
 use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Statement};
 use serde_json::json;
 
@@ -117,17 +117,7 @@ async fn a_replica_promoted_while_its_forwarded_write_stalled_answers_it_from_th
 }
 
 fn keyed_insert(key: &str, title: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "v": 1,
-        "entity": "post",
-        "op": "insert",
-        "model": {
-            "title": {"set": {"String": title}},
-            "body": {"set": {"String": "b"}}
-        },
-        "key": key,
-    }))
-    .unwrap()
+    post_insert_body(title, Some(key))
 }
 
 #[tokio::test]

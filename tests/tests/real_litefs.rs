@@ -9,27 +9,13 @@ use litefs_orm::{Error, JournalMode, ReplicatedActiveModel, Role};
 use litefs_orm_testkit::apps::AppOptions;
 use litefs_orm_tests::entities::post;
 use litefs_orm_tests::operations::IncrementPage;
-use litefs_orm_tests::post_signed;
 use litefs_orm_tests::real::{self, setup};
+use litefs_orm_tests::{post_insert_body, post_signed};
 use sea_orm::ActiveValue::Set;
 use sea_orm::{ConnectionTrait, EntityTrait, PaginatorTrait};
-use serde_json::json;
 
 fn delete_mode() -> AppOptions {
     setup().journal_mode(JournalMode::Delete)
-}
-
-fn insert_body(title: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "v": 1,
-        "entity": "post",
-        "op": "insert",
-        "model": {
-            "title": {"set": {"String": title}},
-            "body": {"set": {"String": "b"}}
-        }
-    }))
-    .unwrap()
 }
 
 #[tokio::test]
@@ -155,7 +141,7 @@ async fn answered_txid_is_the_commits_txid(options: AppOptions) {
     let c = real::start(options).await;
     for n in 0..5 {
         let before = c.real().pos(0).unwrap().0;
-        let resp = post_signed(&c.rpc_url(0), insert_body(&format!("t{n}"))).await;
+        let resp = post_signed(&c.rpc_url(0), post_insert_body(&format!("t{n}"), None)).await;
         assert_eq!(resp.status().as_u16(), 200);
         let answer: WriteResponse = resp.json().await.unwrap();
         let after = c.real().pos(0).unwrap().0;
@@ -182,7 +168,7 @@ async fn group_committed_answers_name_txids_litefs_reported() {
     for n in 0..32 {
         let url = c.rpc_url(0);
         calls.push(tokio::spawn(async move {
-            let resp = post_signed(&url, insert_body(&format!("g{n}"))).await;
+            let resp = post_signed(&url, post_insert_body(&format!("g{n}"), None)).await;
             let body = resp.text().await.unwrap();
             serde_json::from_str::<WriteResponse>(&body)
                 .unwrap_or_else(|e| panic!("{e}: {body}"))
