@@ -33,7 +33,7 @@ fn request(model: &item::ActiveModel) -> WriteRequest {
         entity: <item::Entity as Replicated>::NAME.to_owned(),
         op: Op::Insert,
         model: <item::Entity as Replicated>::to_wire(model),
-        key: Some("0123456789abcdef0123456789abcdef".to_owned()),
+        key: "0123456789abcdef0123456789abcdef".to_owned(),
     }
 }
 
@@ -159,8 +159,11 @@ fn verify_costs(iters: usize, crowd: usize, body: &[u8]) -> (f64, f64) {
         start.elapsed().as_secs_f64() * 1e6 / sigs.len().max(1) as f64
     };
     let few = sigs.len().min(1000);
-    let fresh = timed(&Verifier::new(Some(SECRET), skew), &sigs[..few]);
-    let busy = Verifier::new(Some(SECRET), skew);
+    let fresh = timed(
+        &Verifier::new(Some(SECRET), skew).expect("the bench secret is long enough"),
+        &sigs[..few],
+    );
+    let busy = Verifier::new(Some(SECRET), skew).expect("the bench secret is long enough");
     for _ in 0..crowd {
         let _ = busy.verify(
             &auth::sign(SECRET.as_bytes(), RPC_PATH, body),

@@ -38,8 +38,6 @@ struct Series {
     decode: Samples,
     /// Per write: the forward minus its own handler time (encode, HTTP, decode).
     beyond_handler: Samples,
-    /// The primary's handler for the same forward without an idempotency key (no record).
-    handler_unkeyed: Samples,
 }
 
 /// The request body of a forwarded insert of item `n`, as the replica's dispatcher encodes it
@@ -49,10 +47,10 @@ pub fn insert_body(n: u64) -> Result<Bytes> {
         .duration_since(std::time::UNIX_EPOCH)?
         .as_millis();
     let random = uuid::Uuid::new_v4().simple().to_string();
-    body(n, Some(format!("{ms:012x}{}", &random[..20])))
+    body(n, format!("{ms:012x}{}", &random[..20]))
 }
 
-fn body(n: u64, key: Option<String>) -> Result<Bytes> {
+fn body(n: u64, key: String) -> Result<Bytes> {
     let model = item::new(n);
     let body = serde_json::to_vec(&WriteRequest {
         v: WIRE_VERSION,
@@ -62,17 +60,6 @@ fn body(n: u64, key: Option<String>) -> Result<Bytes> {
         key,
     })?;
     Ok(Bytes::from(body))
-}
-
-/// The primary's handler time for a forwarded insert sent without an idempotency key, which
-/// the primary then runs without recording it (what a keyed one costs beyond that is the
-/// record).
-async fn forward_unkeyed(bench: &Bench, n: u64) -> Result<Duration> {
-    let url = bench.primary_url(RPC_PATH);
-    let body = body(n, None)?;
-    bench.handler.start();
-    bench.transport.send(&url, body, TIMEOUT).await?;
-    Ok(Duration::from_secs_f64(bench.handler.take().p50() / 1e6))
 }
 
 /// A forwarded insert through the transport alone, as the replica's dispatcher does it
@@ -124,7 +111,7 @@ async fn refused_rtt(bench: &Bench) -> Result<Duration> {
         entity: "not_registered".to_owned(),
         op: Op::Insert,
         model: <item::Entity as Replicated>::to_wire(&item::new(0)),
-        key: None,
+        key: "0123456789abcdef0123456789abcdef".to_owned(),
     })?;
     let url = bench.primary_url(RPC_PATH);
     let start = Instant::now();
@@ -199,13 +186,6 @@ pub async fn run(bench: &Bench, opts: &Options, report: &mut Report) -> Result<(
             .await
             .map_err(|t| anyhow::anyhow!("the replica stayed at {:?}", t.last))?;
         round.wait.push(start.elapsed());
-
-        // After the wait: its sync would replicate the keyed forward before the wait began.
-        bench.litefs.sync().await?;
-        bench.litefs.pause_replication();
-        let unkeyed = forward_unkeyed(bench, i).await;
-        bench.litefs.resume_replication();
-        round.handler_unkeyed.push(unkeyed?);
 
         bench.litefs.sync().await?;
         let start = Instant::now();
@@ -285,7 +265,6 @@ impl Series {
             (&mut self.http, &o.http),
             (&mut self.decode, &o.decode),
             (&mut self.beyond_handler, &o.beyond_handler),
-            (&mut self.handler_unkeyed, &o.handler_unkeyed),
         ] {
             a.extend(b);
         }
@@ -379,12 +358,6 @@ fn record(report: &mut Report, s: &Series, tcp: &Samples) {
         "path.intake.p50",
         "path: intake (body, verify, JSON, look-up) = refused p50 − no-op p50",
         s.refused_rtt.p50() - s.http_rtt.p50(),
-        crate::report::Unit::Micros,
-    );
-    report.add(
-        "path.record.p50",
-        "path: the idempotency record = handler p50 − handler p50 of the same forward without a key",
-        s.handler.p50() - s.handler_unkeyed.p50(),
         crate::report::Unit::Micros,
     );
     report.add(

@@ -68,7 +68,6 @@ pub const EXPECTED: &[&str] = &[
     "path.http.p50",
     "path.decode.p50",
     "path.server_beyond_local.p50",
-    "path.record.p50",
     "rtt.refused.p50",
     "path.intake.p50",
     "path.statement",

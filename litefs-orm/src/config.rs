@@ -40,7 +40,7 @@ use crate::error::{Error, Result};
 /// assert_eq!(node.db_path(), std::path::Path::new("/litefs/app.db"));
 /// assert_eq!(node.primary_rpc_url("n1"), "http://n1.vm.myapp.internal:8080/litefs-orm/v1/write");
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct Config {
     /// Database file name inside the mount, or a path when standalone.
@@ -348,29 +348,56 @@ impl Config {
         format!("{}{path}", base.trim_end_matches('/'))
     }
 
-    pub(crate) fn validate(&self) -> Result<()> {
-        if self.litefs_mount.is_some() {
-            if self.rpc_secret.as_deref().is_none_or(|s| s.len() < 16) {
-                return Err(Error::Config(
-                    "a LiteFS node needs LITEFS_ORM_SECRET (at least 16 characters, the same on every node) to sign forwarded writes".into(),
-                ));
-            }
-            for (host, url) in &self.primary_urls {
-                if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    return Err(Error::Config(format!(
-                        "LITEFS_ORM_PRIMARY_URLS: the URL of {host:?} must start with http:// or https://, got {url:?}"
-                    )));
-                }
-            }
-            if !self.primary_url.contains("{primary}") {
+    /// Checks the configuration as a whole; every mistake is an [`Error::Config`] that names
+    /// the variable to fix. What needs the machine (the mount, LiteFS's API) is checked when
+    /// the database is opened.
+    ///
+    /// ```
+    /// use litefs_orm::Config;
+    /// let err = Config::litefs("/litefs", "app.db")
+    ///     .with_rpc_secret("a long random shared secret")
+    ///     .with_primary_url("{primary}:8080")
+    ///     .validate()
+    ///     .unwrap_err();
+    /// assert!(err.to_string().contains("LITEFS_ORM_PRIMARY_URL"));
+    /// ```
+    pub fn validate(&self) -> Result<()> {
+        // A secret, when there is one, is a real one: a standalone node that merges the
+        // router must not accept writes signed with a guessable key.
+        if let Some(secret) = &self.rpc_secret {
+            crate::protocol::auth::Secret::new(secret)?;
+        }
+        for (variable, value) in [
+            ("LITEFS_ORM_WRITE_TIMEOUT_MS", self.write_timeout),
+            (
+                "LITEFS_ORM_REPLICATION_TIMEOUT_MS",
+                self.replication_timeout,
+            ),
+            ("LITEFS_ORM_PRIMARY_WAIT_MS", self.primary_wait),
+            ("LITEFS_ORM_MAX_CLOCK_SKEW_MS", self.max_clock_skew),
+            ("LITEFS_ORM_IDEMPOTENCY_WINDOW_MS", self.idempotency_window),
+        ] {
+            if value.is_zero() || value > MAX_DURATION {
                 return Err(Error::Config(format!(
-                    "LITEFS_ORM_PRIMARY_URL {:?} must contain {{primary}}",
-                    self.primary_url
+                    "{variable} must be from 1 to {} milliseconds, got {}",
+                    MAX_DURATION.as_millis(),
+                    value.as_millis()
                 )));
             }
         }
         if self.read_connections == 0 {
-            return Err(Error::Config("read_connections must be at least 1".into()));
+            return Err(Error::Config(
+                "LITEFS_ORM_READ_CONNECTIONS (read_connections) must be at least 1".into(),
+            ));
+        }
+        if self.max_body_bytes < MIN_BODY_BYTES {
+            return Err(Error::Config(format!(
+                "LITEFS_ORM_MAX_BODY_BYTES (max_body_bytes) must be at least {MIN_BODY_BYTES}, got {}",
+                self.max_body_bytes
+            )));
+        }
+        if let Some(mount) = &self.litefs_mount {
+            self.validate_litefs(mount)?;
         }
         let shortest = self.write_timeout * 2 + self.max_clock_skew;
         if self.idempotency_window < shortest {
@@ -381,6 +408,100 @@ impl Config {
             )));
         }
         Ok(())
+    }
+
+    /// What a node on a LiteFS mount needs on top: a secret, URLs with a scheme, a database
+    /// in the mount.
+    fn validate_litefs(&self, mount: &std::path::Path) -> Result<()> {
+        if self.rpc_secret.is_none() {
+            return Err(Error::Config(format!(
+                "a LiteFS node needs LITEFS_ORM_SECRET (at least {} characters, the same on every node) to sign forwarded writes",
+                crate::protocol::auth::MIN_SECRET_LEN
+            )));
+        }
+        let has_scheme = |url: &str| url.starts_with("http://") || url.starts_with("https://");
+        for (host, url) in &self.primary_urls {
+            if !has_scheme(url) {
+                return Err(Error::Config(format!(
+                    "LITEFS_ORM_PRIMARY_URLS: the URL of {host:?} must start with http:// or https://, got {url:?}"
+                )));
+            }
+        }
+        if !self.primary_url.contains("{primary}") {
+            return Err(Error::Config(format!(
+                "LITEFS_ORM_PRIMARY_URL {:?} must contain {{primary}}",
+                self.primary_url
+            )));
+        }
+        if !has_scheme(&self.primary_url) {
+            return Err(Error::Config(format!(
+                "LITEFS_ORM_PRIMARY_URL {:?} must start with http:// or https://",
+                self.primary_url
+            )));
+        }
+        if let Some(http) = &self.litefs_http
+            && !has_scheme(http)
+        {
+            return Err(Error::Config(format!(
+                "LITEFS_ORM_LITEFS_HTTP {http:?} must start with http:// or https:// (LiteFS's http.addr, e.g. http://127.0.0.1:20202)"
+            )));
+        }
+        // LiteFS serves databases at the top of its mount only.
+        let name = match self.database.strip_prefix(mount) {
+            Ok(inside) => inside,
+            Err(_) if self.database.is_absolute() => {
+                return Err(Error::Config(format!(
+                    "LITEFS_ORM_DATABASE {} is outside the LiteFS mount {} (LITEFS_ORM_MOUNT): give the database's file name in the mount",
+                    self.database.display(),
+                    mount.display()
+                )));
+            }
+            Err(_) => self.database.as_path(),
+        };
+        let mut parts = name.components();
+        let plain_file = matches!(
+            (parts.next(), parts.next()),
+            (Some(std::path::Component::Normal(_)), None)
+        );
+        if !plain_file {
+            return Err(Error::Config(format!(
+                "LITEFS_ORM_DATABASE {} must be a file name at the top of the LiteFS mount {} (LiteFS has no subdirectories)",
+                self.database.display(),
+                mount.display()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Longest accepted timeout or window: a year. Longer ones overflow the clock arithmetic
+/// they take part in, and are mistakes.
+const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Smallest accepted body limit: a batch of one small call must fit.
+const MIN_BODY_BYTES: usize = 1024;
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("database", &self.database)
+            .field("litefs_mount", &self.litefs_mount)
+            .field("litefs_http", &self.litefs_http)
+            .field("primary_url", &self.primary_url)
+            .field("primary_urls", &self.primary_urls)
+            .field(
+                "rpc_secret",
+                &self.rpc_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("write_timeout", &self.write_timeout)
+            .field("replication_timeout", &self.replication_timeout)
+            .field("primary_wait", &self.primary_wait)
+            .field("max_clock_skew", &self.max_clock_skew)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("read_connections", &self.read_connections)
+            .field("idempotency_window", &self.idempotency_window)
+            .field("journal_mode", &self.journal_mode)
+            .finish()
     }
 }
 

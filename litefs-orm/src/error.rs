@@ -11,8 +11,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Everything that can go wrong with a replicated read or write.
 ///
 /// Each variant says whether the write may have been committed: only
-/// [`Error::ReplicationTimeout`] (committed) and [`Error::Transport`] after the request was
-/// sent (unknown) can leave a write behind; every other error means nothing was written.
+/// [`Error::ReplicationTimeout`] and [`Error::AnswerMismatch`] (committed),
+/// [`Error::Transport`] after the request was sent and [`Error::UnverifiedAnswer`] (unknown)
+/// can leave a write behind; every other error means nothing was written —
+/// [`may_be_committed`](Error::may_be_committed) says which, and each message says why.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -45,6 +47,32 @@ pub enum Error {
         maybe_committed: bool,
         /// How many attempts the call made.
         attempts: u32,
+    },
+    /// An answer came back that looks like the primary's but is not signed with this node's
+    /// secret for this request: forged or altered on the way, or sent by a primary with
+    /// another `LITEFS_ORM_SECRET` or by an older litefs-orm that signs no answers (upgrade
+    /// the primary first). Its content cannot be trusted, so the write may have been
+    /// committed; the call is not retried.
+    #[error(
+        "the answer from {url} is not the primary's: {reason}; the write may have been committed"
+    )]
+    UnverifiedAnswer {
+        /// The primary's RPC URL.
+        url: String,
+        /// What the answer was and why it is not trusted.
+        reason: String,
+    },
+    /// The primary answered that it committed the write, but this node could not read the
+    /// answer: its code and the primary's disagree on the entity or the operation's output
+    /// (a rolling deploy: the primary's model has a column this node's lacks, or an
+    /// operation's output changed shape). The write **is** committed (at `txid`, when the
+    /// answer said so, which this node then waited for); read it back instead of retrying.
+    #[error("the write was committed on the primary{}, but its answer does not match this node's code: {message}; read the row back instead of writing again", txid.map(|t| format!(" at txid {t}")).unwrap_or_default())]
+    AnswerMismatch {
+        /// The commit's TXID, when the answer said it.
+        txid: Option<u64>,
+        /// What did not match.
+        message: String,
     },
     /// This node is the primary, and its writer stayed busy with other writes until the
     /// write's deadline ([`Config::write_timeout`](crate::Config::write_timeout)). The write
@@ -162,7 +190,7 @@ impl Error {
             Error::ReplicationTimeout {
                 committed: true,
                 ..
-            }
+            } | Error::AnswerMismatch { .. }
         )
     }
 
@@ -174,7 +202,7 @@ impl Error {
                 Error::Transport {
                     maybe_committed: true,
                     ..
-                }
+                } | Error::UnverifiedAnswer { .. }
             )
     }
 

@@ -6,6 +6,7 @@ pub mod entities;
 pub mod operations;
 pub mod proxy;
 pub mod real;
+pub mod rolling;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -44,6 +45,15 @@ impl Drop for Node {
     }
 }
 
+/// A server started by [`TestCluster::serve`]; stops when dropped.
+pub struct Served(JoinHandle<()>);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// A LiteFS stand-in cluster with a `ReplicatedDb` and a router per node.
 pub struct TestCluster {
     /// The stand-in.
@@ -52,6 +62,8 @@ pub struct TestCluster {
     pub nodes: Vec<Node>,
     /// With [`Setup::proxied`]: the proxy in front of each node, in node order.
     pub proxies: Vec<proxy::FaultProxy>,
+    /// Each node's configuration, to open more handles on its database.
+    pub configs: Vec<Config>,
 }
 
 /// How to start a [`TestCluster`].
@@ -122,6 +134,7 @@ impl TestCluster {
         .await
         .expect("start the LiteFS stand-in");
         let mut nodes = Vec::new();
+        let mut configs = Vec::new();
         for (i, listener) in listeners.into_iter().enumerate() {
             let mut config = Config::litefs(litefs.mount(i), "app.db")
                 .with_primary_url("http://{primary}")
@@ -148,6 +161,7 @@ impl TestCluster {
                 drop(db);
                 litefs.sync().await.expect("replicate the schema");
             }
+            configs.push(config.clone());
             let db = ReplicatedDb::connect(config, registry()).await.unwrap();
             let addr = listener.local_addr().unwrap();
             let app = litefs_orm::router(db.clone());
@@ -160,6 +174,7 @@ impl TestCluster {
             litefs,
             nodes,
             proxies,
+            configs,
         }
     }
 
@@ -178,6 +193,25 @@ impl TestCluster {
         &self.nodes[i].db
     }
 
+    /// Node `i`'s LiteFS hostname: its router's address (or its proxy's).
+    pub fn hostname(&self, i: usize) -> String {
+        match self.proxies.get(i) {
+            Some(p) => p.addr().to_string(),
+            None => self.nodes[i].addr.to_string(),
+        }
+    }
+
+    /// Serves `router` on a fresh loopback port; returns its base URL and the server task
+    /// (aborted on drop of the handle).
+    pub async fn serve(router: axum::Router) -> (String, Served) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            axum::serve(listener, router).await.unwrap();
+        });
+        (url, Served(task))
+    }
+
     /// Node `i`'s RPC URL.
     pub fn rpc_url(&self, i: usize) -> String {
         self.url(i, litefs_orm::RPC_PATH)
@@ -190,21 +224,30 @@ impl TestCluster {
 }
 
 /// The wire body of a forwarded insert of a post titled `title` (body `b`), carrying the
-/// idempotency key `key` when there is one.
-pub fn post_insert_body(title: &str, key: Option<&str>) -> Vec<u8> {
-    let mut request = serde_json::json!({
-        "v": 1,
+/// idempotency key `key`.
+pub fn post_insert_body(title: &str, key: &str) -> Vec<u8> {
+    let request = serde_json::json!({
+        "v": litefs_orm::wire::WIRE_VERSION,
         "entity": "post",
         "op": "insert",
         "model": {
             "title": {"set": {"String": title}},
             "body": {"set": {"String": "b"}}
-        }
+        },
+        "key": key,
     });
-    if let Some(key) = key {
-        request["key"] = key.into();
-    }
     serde_json::to_vec(&request).expect("a JSON body")
+}
+
+/// A fresh idempotency key, unique in this process: every forwarded write carries one.
+pub fn fresh_key() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    format!("test-{nanos:x}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 /// POSTs `body` to `url`, signed with [`SECRET`] for the URL's path.

@@ -10,7 +10,7 @@ use litefs_orm::client::{HttpTransport, Transport};
 use litefs_orm::wire::{BatchResponse, ErrorBody, ErrorCode};
 use litefs_orm::{BATCH_PATH, Config, DbFailureKind, Error, ReplicatedActiveModel, ReplicatedDb};
 use litefs_orm_tests::entities::post;
-use litefs_orm_tests::{SECRET, TestCluster, post_signed, registry};
+use litefs_orm_tests::{SECRET, TestCluster, fresh_key, post_signed, registry};
 use sea_orm::EntityTrait;
 use serde_json::json;
 
@@ -109,7 +109,7 @@ async fn a_failing_call_in_a_batch_fails_only_its_own_caller() {
 
 fn insert(entity: &str, title: &str) -> serde_json::Value {
     json!({
-        "v": 1, "entity": entity, "op": "insert",
+        "v": 1, "entity": entity, "op": "insert", "key": fresh_key(),
         "model": {"title": {"set": {"String": title}}, "body": {"set": {"String": "b"}}}
     })
 }

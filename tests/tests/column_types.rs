@@ -100,3 +100,63 @@ fn any_row_round_trips_through_a_replica() {
         prop_assert_eq!(local.as_ref(), Some(&model));
     });
 }
+
+/// The outcome of inserting `model` on node `node`: the saved model, or the error's text
+/// without the node-specific part (a forwarded and a local refusal word it alike).
+async fn insert_on(
+    c: &TestCluster,
+    node: usize,
+    model: kitchen::Model,
+) -> Result<kitchen::Model, bool> {
+    as_new(model)
+        .insert_replicated(c.db(node))
+        .await
+        .map_err(|e| e.may_be_committed())
+}
+
+#[tokio::test]
+async fn infinite_floats_save_alike_on_the_primary_and_through_a_replica() {
+    let c = TestCluster::start().await;
+    let model = |f32v: f32, f64v: f64| kitchen::Model {
+        f32v,
+        f64v,
+        ..sample()
+    };
+    for (f32v, f64v) in [
+        (f32::INFINITY, f64::NEG_INFINITY),
+        (f32::NEG_INFINITY, f64::INFINITY),
+    ] {
+        let local = insert_on(&c, 0, model(f32v, f64v)).await.unwrap();
+        let forwarded = insert_on(&c, 1, model(f32v, f64v)).await.unwrap();
+        assert_eq!((local.f32v, local.f64v), (f32v, f64v));
+        assert_eq!((forwarded.f32v, forwarded.f64v), (f32v, f64v));
+        let stored = kitchen::Entity::find_by_id(forwarded.id)
+            .one(c.db(1))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((stored.f32v, stored.f64v), (f32v, f64v));
+    }
+}
+
+#[tokio::test]
+async fn a_nan_is_refused_alike_on_the_primary_and_through_a_replica() {
+    // SQLite stores NaN as NULL, which the NOT NULL column refuses: the same refusal on both
+    // paths, and nothing written.
+    let c = TestCluster::start().await;
+    let nan = || kitchen::Model {
+        f64v: f64::NAN,
+        ..sample()
+    };
+    let local = insert_on(&c, 0, nan()).await;
+    let forwarded = insert_on(&c, 1, nan()).await;
+    assert_eq!(local.clone().map(|_| ()), Err(false), "{local:?}");
+    assert_eq!(forwarded.clone().map(|_| ()), Err(false), "{forwarded:?}");
+    assert!(
+        kitchen::Entity::find()
+            .all(c.db(0))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use litefs_orm::{Error, ReplicatedActiveModel, Role};
 use litefs_orm_tests::entities::post;
+use litefs_orm_tests::operations::IncrementPage;
 use litefs_orm_tests::{Setup, TestCluster};
 use sea_orm::EntityTrait;
 
@@ -137,12 +138,13 @@ async fn a_replica_that_lost_its_primary_is_not_taken_for_one() {
     assert_ne!(c.db(0).role(), Role::Primary);
 }
 
-#[tokio::test]
-async fn a_write_on_a_primary_demoted_before_it_noticed_lands_once_on_the_new_primary() {
+/// A three-node cluster with roles from `.primary`, whose node 0 was just made a replica
+/// without noticing yet: it still believes it is the primary.
+async fn demoted_unawares() -> TestCluster {
     // Roles from `.primary`, re-read every 250 ms: right after the switch node 0 still
     // believes it is the primary and writes locally; its replica refuses the write inside
-    // SQLite, and the call goes to node 1 instead. Should node 0's re-read land between the
-    // switch and the write, the switch is made again, so the write always starts stale.
+    // SQLite. Should node 0's re-read land between the switch and the write, the switch is
+    // made again, so the write always starts stale.
     let c = TestCluster::start_with(Setup {
         http_api: false,
         ..Setup::default()
@@ -157,6 +159,37 @@ async fn a_write_on_a_primary_demoted_before_it_noticed_lands_once_on_the_new_pr
         wait_role(&c, 0, |r| *r == Role::Primary).await;
     }
     assert_eq!(c.db(0).role(), Role::Primary, "node 0 noticed every switch");
+    c
+}
+
+#[tokio::test]
+async fn an_operation_on_a_primary_demoted_before_it_noticed_runs_once_on_the_new_primary() {
+    // The operation's `?` turns LiteFS's refusal into its own error type; it is still "not
+    // primary", and the call runs on the new primary.
+    let c = demoted_unawares().await;
+    let count = c
+        .db(0)
+        .run(IncrementPage {
+            page: "demoted".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(count, 1);
+    c.litefs.sync().await.unwrap();
+    let again = c
+        .db(2)
+        .run(IncrementPage {
+            page: "demoted".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(again, 2, "the first call counted once");
+}
+
+#[tokio::test]
+async fn a_write_on_a_primary_demoted_before_it_noticed_lands_once_on_the_new_primary() {
+    // Its replica refuses the write inside SQLite, and the call goes to node 1 instead.
+    let c = demoted_unawares().await;
     let saved = post::new("demoted unawares")
         .insert_replicated(c.db(0))
         .await

@@ -117,7 +117,7 @@ async fn a_replica_promoted_while_its_forwarded_write_stalled_answers_it_from_th
 }
 
 fn keyed_insert(key: &str, title: &str) -> Vec<u8> {
-    post_insert_body(title, Some(key))
+    post_insert_body(title, key)
 }
 
 #[tokio::test]

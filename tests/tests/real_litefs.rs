@@ -141,7 +141,11 @@ async fn answered_txid_is_the_commits_txid(options: AppOptions) {
     let c = real::start(options).await;
     for n in 0..5 {
         let before = c.real().pos(0).unwrap().0;
-        let resp = post_signed(&c.rpc_url(0), post_insert_body(&format!("t{n}"), None)).await;
+        let resp = post_signed(
+            &c.rpc_url(0),
+            post_insert_body(&format!("t{n}"), &format!("key-t{n}")),
+        )
+        .await;
         assert_eq!(resp.status().as_u16(), 200);
         let answer: WriteResponse = resp.json().await.unwrap();
         let after = c.real().pos(0).unwrap().0;
@@ -168,7 +172,11 @@ async fn group_committed_answers_name_txids_litefs_reported() {
     for n in 0..32 {
         let url = c.rpc_url(0);
         calls.push(tokio::spawn(async move {
-            let resp = post_signed(&url, post_insert_body(&format!("g{n}"), None)).await;
+            let resp = post_signed(
+                &url,
+                post_insert_body(&format!("g{n}"), &format!("key-g{n}")),
+            )
+            .await;
             let body = resp.text().await.unwrap();
             serde_json::from_str::<WriteResponse>(&body)
                 .unwrap_or_else(|e| panic!("{e}: {body}"))

@@ -3,7 +3,7 @@
 use litefs_orm::auth;
 use litefs_orm::wire::{ErrorBody, ErrorCode};
 use litefs_orm_tests::entities::post;
-use litefs_orm_tests::{SECRET, TestCluster, post_signed, post_with};
+use litefs_orm_tests::{SECRET, TestCluster, fresh_key, post_signed, post_with};
 use sea_orm::EntityTrait;
 use serde_json::json;
 
@@ -15,7 +15,8 @@ fn insert_body(entity: &str) -> Vec<u8> {
         "model": {
             "title": {"set": {"String": "over the wire"}},
             "body": {"set": {"String": "b"}}
-        }
+        },
+        "key": fresh_key(),
     }))
     .unwrap()
 }
@@ -110,7 +111,7 @@ async fn an_oversize_request_is_refused() {
     let c = TestCluster::start().await;
     let big = "x".repeat(2 << 20);
     let body = serde_json::to_vec(&json!({
-        "v": 1, "entity": "post", "op": "insert",
+        "v": 1, "entity": "post", "op": "insert", "key": fresh_key(),
         "model": {"title": {"set": {"String": big}}, "body": {"set": {"String": "b"}}}
     }))
     .unwrap();
@@ -138,7 +139,7 @@ async fn an_unknown_entity_is_not_found() {
 async fn a_value_of_the_wrong_type_is_a_bad_request() {
     let c = TestCluster::start().await;
     let body = serde_json::to_vec(&json!({
-        "v": 1, "entity": "post", "op": "insert",
+        "v": 1, "entity": "post", "op": "insert", "key": fresh_key(),
         "model": {"title": {"set": {"Int": 5}}, "body": {"set": {"String": "b"}}}
     }))
     .unwrap();
@@ -151,7 +152,7 @@ async fn a_value_of_the_wrong_type_is_a_bad_request() {
 async fn an_unknown_column_is_a_bad_request() {
     let c = TestCluster::start().await;
     let body = serde_json::to_vec(&json!({
-        "v": 1, "entity": "post", "op": "insert",
+        "v": 1, "entity": "post", "op": "insert", "key": fresh_key(),
         "model": {"title": {"set": {"String": "t"}}, "body": {"set": {"String": "b"}}, "admin": {"set": {"Bool": true}}}
     }))
     .unwrap();

@@ -60,7 +60,7 @@ fn any_write() -> impl Strategy<Value = Value> {
         Just("delete"),
         Just("upsert")
     ];
-    let version = prop_oneof![Just(1u32), any::<u32>()];
+    let version = prop_oneof![Just(1u32), Just(2u32), any::<u32>()];
     (
         version,
         entity,
@@ -78,13 +78,14 @@ fn any_write() -> impl Strategy<Value = Value> {
         })
 }
 
-/// No key, a few reused keys (so later requests meet recorded ones), or anything.
+/// Mostly a few reused keys (so later requests meet recorded ones), sometimes anything, or
+/// none (refused: every write carries a key).
 fn any_key() -> impl Strategy<Value = Option<Value>> {
     prop_oneof![
-        Just(None),
-        "k[0-3]".prop_map(|k| Some(Value::from(k))),
-        any_scalar().prop_map(Some),
-        ".{0,200}".prop_map(|k| Some(Value::from(k))),
+        1 => Just(None),
+        6 => "k[0-3]".prop_map(|k| Some(Value::from(k))),
+        1 => any_scalar().prop_map(Some),
+        2 => ".{0,200}".prop_map(|k| Some(Value::from(k))),
     ]
 }
 
@@ -95,7 +96,7 @@ fn any_batch() -> impl Strategy<Value = Value> {
         any_operation().prop_map(|o| json!({ "path": litefs_orm::OPERATION_PATH, "body": o })),
         (".{0,20}", any_value()).prop_map(|(p, b)| json!({ "path": p, "body": b })),
     ];
-    let version = prop_oneof![Just(1u32), any::<u32>()];
+    let version = prop_oneof![Just(1u32), Just(2u32), any::<u32>()];
     (version, proptest::collection::vec(call, 0..5))
         .prop_map(|(v, calls)| json!({ "v": v, "calls": calls }))
 }
@@ -117,7 +118,13 @@ fn any_operation() -> impl Strategy<Value = Value> {
             |(first, second, refuse)| json!({ "first": first, "second": second, "refuse": refuse })
         ),
     ];
-    (name, args).prop_map(|(n, args)| json!({ "v": 1, "operation": n, "args": args }))
+    (name, args, any_key()).prop_map(|(n, args, key)| {
+        let mut operation = json!({ "v": 2, "operation": n, "args": args });
+        if let Some(key) = key {
+            operation["key"] = key;
+        }
+        operation
+    })
 }
 
 /// Runs `case` against one cluster for every generated input.

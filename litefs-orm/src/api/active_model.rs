@@ -165,6 +165,10 @@ where
     }
 
     fn __from_outcome(op: Op, outcome: Outcome) -> Result<Applied<Self>, WireError> {
+        let outcome = match outcome {
+            Outcome::Model(w) => Outcome::Model(w.ignoring_unknown_columns()),
+            other => other,
+        };
         match (op, outcome) {
             (Op::Delete, Outcome::Deleted { rows_affected }) => Ok(Applied::Deleted(rows_affected)),
             (Op::Save, Outcome::Model(w)) => Ok(Applied::Saved(Self::__from_wire(w)?)),

@@ -61,7 +61,7 @@ impl ReplicatedDb {
                 Role::Replica { primary } => {
                     let body = match &sent {
                         Some(b) => b.clone(),
-                        None => sent.insert(job.request(&idempotency::new_key())?).clone(),
+                        None => sent.insert(self.encode(&job)?).clone(),
                     };
                     self.forward(&job, primary, &role, body, remaining()).await
                 }
@@ -112,6 +112,22 @@ impl ReplicatedDb {
         }
     }
 
+    /// `job`'s request under a fresh idempotency key; one over the body limit is refused
+    /// here, before it leaves (every node has the same limit), rather than by the primary.
+    fn encode<J: Job>(&self, job: &J) -> Result<Bytes> {
+        let body = job.request(&idempotency::new_key())?;
+        let limit = self.inner.config.max_body_bytes;
+        if body.len() > limit {
+            return Err(Error::Protocol(format!(
+                "the `{}` request is {} bytes, over the {limit}-byte limit of forwarded writes \
+                 (LITEFS_ORM_MAX_BODY_BYTES); it was not sent, and nothing was written",
+                job.name(),
+                body.len()
+            )));
+        }
+        Ok(body)
+    }
+
     /// Runs `job` on this node, the primary (or standalone), if the writer is free for it by
     /// `deadline`.
     async fn run_here<J: Job>(
@@ -138,7 +154,7 @@ impl ReplicatedDb {
         let answer = server::run_body(self, J::PATH, body)
             .await
             .map_err(|refused| client::error_from_body(*refused.body))?;
-        job.answer(&answer).map(|(out, _)| out)
+        Ok(job.answer(&answer).map(|(out, _)| out)?)
     }
 
     /// Sends `job`'s request `body` to `primary` and waits for this replica to catch up with
@@ -174,9 +190,20 @@ impl ReplicatedDb {
                 }
             }
         };
-        let (out, txid) = job.answer(&answer)?;
-        self.wait_for_txid(txid).await?;
-        Ok(out)
+        match job.answer(&answer) {
+            Ok((out, txid)) => {
+                self.wait_for_txid(txid).await?;
+                Ok(out)
+            }
+            // Committed, whatever this node makes of the answer: let the commit reach this
+            // replica all the same, so that reading the row back finds it.
+            Err(unreadable) => {
+                if let Some(txid) = unreadable.txid {
+                    let _ = self.wait_for_txid(txid).await;
+                }
+                Err(unreadable.into())
+            }
+        }
     }
 
     /// Read-your-writes: waits until the local replica has reached `txid`.
@@ -262,7 +289,9 @@ impl Attempts {
             (
                 e @ (Error::Rejected(_)
                 | Error::Operation { .. }
-                | Error::ReplicationTimeout { .. }),
+                | Error::ReplicationTimeout { .. }
+                | Error::AnswerMismatch { .. }
+                | Error::UnverifiedAnswer { .. }),
                 _,
             ) => e,
             (other, Some((url, message))) => Error::Transport {

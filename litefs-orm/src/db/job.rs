@@ -12,7 +12,8 @@ use crate::config::{OPERATION_PATH, RPC_PATH};
 use crate::error::{Error, Result};
 use crate::primary::executor::ExecError;
 use crate::protocol::wire::{
-    Op, OperationRequest, OperationResponse, WIRE_VERSION, WriteRequest, WriteResponse,
+    Op, OperationRequest, OperationResponse, SUPPORTED_WIRE_VERSIONS, WIRE_VERSION, WriteRequest,
+    WriteResponse,
 };
 
 pub(crate) trait Job: Clone + Send + Sync + 'static {
@@ -28,8 +29,8 @@ pub(crate) trait Job: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Self::Output, ExecError>> + Send;
     /// The JSON request body, carrying the call's idempotency key.
     fn request(&self, key: &str) -> Result<Bytes>;
-    /// Decodes the primary's answer into the output and the commit's TXID.
-    fn answer(&self, body: &[u8]) -> Result<(Self::Output, u64)>;
+    /// Decodes the primary's successful answer into the output and the commit's TXID.
+    fn answer(&self, body: &[u8]) -> Result<(Self::Output, u64), Unreadable>;
     /// Names the operation in an operation error.
     fn name_error(&self, e: Error) -> Error {
         match e {
@@ -48,15 +49,49 @@ fn encode<T: serde::Serialize>(value: &T) -> Result<Bytes> {
         .map_err(|e| Error::Protocol(e.to_string()))
 }
 
-fn decode<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Result<T> {
-    serde_json::from_slice(body)
-        .map_err(|e| Error::Protocol(format!("unreadable answer from the primary: {e}")))
+/// A successful answer this node cannot read: the primary committed the call, and said at
+/// which TXID when that much was readable.
+#[derive(Debug)]
+pub(crate) struct Unreadable {
+    pub(crate) txid: Option<u64>,
+    pub(crate) message: String,
 }
 
-fn check_version(v: u32) -> Result<()> {
-    (v == WIRE_VERSION)
-        .then_some(())
-        .ok_or_else(|| Error::Protocol(format!("answer of wire version {v}")))
+impl From<Unreadable> for Error {
+    fn from(u: Unreadable) -> Error {
+        Error::AnswerMismatch {
+            txid: u.txid,
+            message: u.message,
+        }
+    }
+}
+
+/// What every successful answer starts with, read on its own so that an answer whose
+/// outcome does not decode still gives the commit's TXID.
+#[derive(serde::Deserialize)]
+struct Envelope {
+    v: u32,
+    txid: u64,
+}
+
+/// Decodes a successful answer: its envelope first, then the whole of it.
+fn decode<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Result<(T, u64), Unreadable> {
+    let envelope: Envelope = serde_json::from_slice(body).map_err(|e| Unreadable {
+        txid: None,
+        message: format!("unreadable answer: {e}"),
+    })?;
+    let unreadable = |message: String| Unreadable {
+        txid: Some(envelope.txid),
+        message,
+    };
+    if !SUPPORTED_WIRE_VERSIONS.contains(&envelope.v) {
+        return Err(unreadable(format!(
+            "an answer of wire version {}; this node reads {SUPPORTED_WIRE_VERSIONS:?}",
+            envelope.v
+        )));
+    }
+    let answer = serde_json::from_slice(body).map_err(|e| unreadable(e.to_string()))?;
+    Ok((answer, envelope.txid))
 }
 
 /// Insert, update, save or delete of one ActiveModel.
@@ -92,16 +127,20 @@ impl<A: ReplicatedActiveModel> Job for WriteJob<A> {
             entity: A::__name().to_owned(),
             op: self.op,
             model: self.model.__to_wire(),
-            key: Some(key.to_owned()),
+            key: key.to_owned(),
         })
     }
 
-    fn answer(&self, body: &[u8]) -> Result<(Applied<A>, u64)> {
-        let response: WriteResponse = decode(body)?;
-        check_version(response.v)?;
-        let applied = A::__from_outcome(self.op, response.outcome)
-            .map_err(|e| Error::Protocol(format!("answer does not match the entity: {e}")))?;
-        Ok((applied, response.txid))
+    fn answer(&self, body: &[u8]) -> Result<(Applied<A>, u64), Unreadable> {
+        let (response, txid): (WriteResponse, u64) = decode(body)?;
+        let applied = A::__from_outcome(self.op, response.outcome).map_err(|e| Unreadable {
+            txid: Some(txid),
+            message: format!(
+                "the saved `{}` does not match this node's entity: {e}",
+                A::__name()
+            ),
+        })?;
+        Ok((applied, txid))
     }
 }
 
@@ -139,19 +178,19 @@ impl<O: Operation> Job for OperationJob<O> {
             v: WIRE_VERSION,
             operation: O::NAME.to_owned(),
             args: self.args.clone(),
-            key: Some(key.to_owned()),
+            key: key.to_owned(),
         })
     }
 
-    fn answer(&self, body: &[u8]) -> Result<(O::Output, u64)> {
-        let response: OperationResponse = decode(body)?;
-        check_version(response.v)?;
-        let output = serde_json::from_value(response.output).map_err(|e| {
-            Error::Protocol(format!(
-                "operation `{}` answered another shape: {e}",
+    fn answer(&self, body: &[u8]) -> Result<(O::Output, u64), Unreadable> {
+        let (response, txid): (OperationResponse, u64) = decode(body)?;
+        let output = serde_json::from_value(response.output).map_err(|e| Unreadable {
+            txid: Some(txid),
+            message: format!(
+                "operation `{}` answered an output of another shape: {e}",
                 O::NAME
-            ))
+            ),
         })?;
-        Ok((output, response.txid))
+        Ok((output, txid))
     }
 }

@@ -19,7 +19,7 @@ use crate::primary::group_commit::Committer;
 use crate::primary::idempotency::Ledger;
 use crate::protocol::auth::Verifier;
 use crate::protocol::wire::Op;
-use crate::replica::client::{HttpTransport, Transport};
+use crate::replica::client::{HttpTransport, NoSecret, Transport};
 use crate::replica::outbox::Outbox;
 
 mod connection;
@@ -86,8 +86,11 @@ impl std::fmt::Debug for ReplicatedDb {
 impl ReplicatedDb {
     /// Opens the database and starts following the node's role.
     pub async fn connect(config: Config, registry: Registry) -> Result<Self> {
-        let transport = HttpTransport::new(config.rpc_secret.as_deref().unwrap_or_default())?;
-        Self::connect_with_transport(config, registry, Arc::new(transport)).await
+        let transport: Arc<dyn Transport> = match config.rpc_secret.as_deref() {
+            Some(secret) => Arc::new(HttpTransport::new(secret)?),
+            None => Arc::new(NoSecret),
+        };
+        Self::connect_with_transport(config, registry, transport).await
     }
 
     /// Like [`connect`](ReplicatedDb::connect), sending forwarded writes through `transport`.
@@ -101,6 +104,7 @@ impl ReplicatedDb {
         let (role, position) = match &config.litefs_mount {
             None => (RoleWatch::standalone(), None),
             Some(mount) => {
+                crate::litefs::startup::check(&config, mount).await?;
                 let role = RoleWatch::litefs(mount.clone(), config.litefs_http.clone()).await;
                 let tracker = PositionTracker::new(&config.db_path());
                 if let Some(name) = config.database.file_name() {
@@ -133,7 +137,7 @@ impl ReplicatedDb {
         if !may_create {
             note_journal_mode(&reader, config.journal_mode).await;
         }
-        let verifier = Verifier::new(config.rpc_secret.as_deref(), config.max_clock_skew);
+        let verifier = Verifier::new(config.rpc_secret.as_deref(), config.max_clock_skew)?;
         let ledger = Ledger::new(config.idempotency_window);
         let outbox = Outbox::new(transport, config.max_body_bytes);
         let mount = config.litefs_mount.as_deref().and_then(MountId::of);

@@ -110,6 +110,16 @@ impl ReplicatedDb {
                 }
                 ExecError::Io(err)
             }
+            // An operation's own error may be LiteFS's refusal in the operation's clothes (its
+            // `?` turned the database error into its error type): on a node that is no longer
+            // the primary it is "not primary", and the call runs again on the new one. Its
+            // transaction was rolled back either way.
+            ExecError::Operation(error) => {
+                if self.confirms_not_primary().await {
+                    return ExecError::NotPrimary;
+                }
+                ExecError::Operation(error)
+            }
             e => e,
         };
         if let ExecError::Io(err) = &e {

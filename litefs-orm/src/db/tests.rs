@@ -30,7 +30,7 @@ async fn primary_on(mount: &Path) -> ReplicatedDb {
     let db = ReplicatedDb::open_with(
         Config::litefs(mount, "app.db"),
         Registry::new(),
-        Arc::new(HttpTransport::new("").unwrap()),
+        Arc::new(HttpTransport::new("a test secret of some length").unwrap()),
         role,
         None,
     )
@@ -184,7 +184,7 @@ async fn a_replica_keeps_the_journal_mode_the_primary_set() {
     let replica = ReplicatedDb::open_with(
         Config::standalone(&path),
         Registry::new(),
-        Arc::new(HttpTransport::new("").unwrap()),
+        Arc::new(HttpTransport::new("a test secret of some length").unwrap()),
         role,
         None,
     )

@@ -4,6 +4,7 @@
 mod files;
 pub mod position;
 pub mod role;
+pub(crate) mod startup;
 
 pub use files::{
     EVENT_INIT, EVENT_PRIMARY_CHANGE, EVENT_TX, Event, FormatError, LAG_FILE, LAG_NEVER_SYNCED_MS,

@@ -118,6 +118,10 @@ impl Source {
 /// How often the file reader re-reads `.primary` and `.lag`, and the HTTP reader polls
 /// `/info` while `/events` is down.
 const POLL: Duration = Duration::from_millis(250);
+/// How long connecting to `/events` and getting its headers may take.
+const EVENTS_CONNECT: Duration = Duration::from_secs(2);
+/// How long `/events` may stay silent before it is connected again.
+const EVENTS_IDLE: Duration = Duration::from_secs(30);
 /// Gap between the two `.lag` reads that confirm a primary.
 const CONFIRM_GAP: Duration = Duration::from_millis(5);
 /// How long a "replica of X" seen on `/events` after "no primary" is held before `/info`
@@ -353,21 +357,30 @@ async fn follow_http(
         if tx.is_closed() {
             return;
         }
-        match client
-            .get(&events_url)
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-        {
+        let connect = tokio::time::timeout(EVENTS_CONNECT, client.get(&events_url).send());
+        let connected = match connect.await {
+            Err(_) => Err(format!("no answer within {EVENTS_CONNECT:?}")),
+            Ok(sent) => sent
+                .and_then(|r| r.error_for_status())
+                .map_err(|e| e.to_string()),
+        };
+        match connected {
             Ok(resp) => {
                 let mut stream = resp.bytes_stream();
                 let mut buf = Vec::new();
                 let mut debounce = Debounce::default();
+                let mut idle_at = Instant::now() + EVENTS_IDLE;
                 feed.set_live(true);
                 loop {
                     let due = debounce.due();
                     tokio::select! {
                         _ = tx.closed() => return,
+                        // A stream gone quiet may be a connection that died without a word
+                        // (a half-open TCP connection): ask again; `init` restates the role.
+                        () = tokio::time::sleep_until(idle_at) => {
+                            tracing::debug!("LiteFS /events quiet for {EVENTS_IDLE:?}; reconnecting");
+                            break;
+                        }
                         _ = refresh.notified() => {
                             if let Ok(info) = fetch_info(client, &base).await {
                                 debounce = Debounce::default();
@@ -387,6 +400,7 @@ async fn follow_http(
                         }
                         chunk = stream.next() => {
                             let Some(Ok(chunk)) = chunk else { break };
+                            idle_at = Instant::now() + EVENTS_IDLE;
                             buf.extend_from_slice(&chunk);
                             while let Some(n) = buf.iter().position(|b| *b == b'\n') {
                                 let line: Vec<u8> = buf.drain(..=n).collect();

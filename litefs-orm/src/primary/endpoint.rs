@@ -2,7 +2,7 @@
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{OriginalUri, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -21,14 +21,16 @@ use crate::primary::idempotency::{self, Key};
 use crate::protocol::auth::{self, Signature};
 
 use crate::protocol::wire::{
-    ErrorBody, ErrorCode, OperationRequest, OperationResponse, WIRE_VERSION, WriteRequest,
-    WriteResponse,
+    ErrorBody, ErrorCode, OperationRequest, OperationResponse, SUPPORTED_WIRE_VERSIONS,
+    WIRE_VERSION, WriteRequest, WriteResponse,
 };
 
 /// The router that accepts forwarded writes at [`RPC_PATH`], operations at
 /// [`OPERATION_PATH`] and batches of both at [`BATCH_PATH`]; merge it into the app's router
 /// (or serve it on a port of its own).
 /// Every node serves it: whichever is primary answers, the others refuse with "not primary".
+/// It may be nested under a prefix (`Router::nest("/rpc", ...)`) when every node's
+/// [`primary_url`](crate::Config::primary_url) carries the same prefix.
 ///
 /// ```no_run
 /// # async fn run(db: litefs_orm::ReplicatedDb) {
@@ -56,14 +58,32 @@ async fn handle_operation(State(db): State<ReplicatedDb>, request: Request) -> R
 }
 
 async fn serve(db: &ReplicatedDb, request: Request, path: &str) -> Response {
-    let body = match admit(db, request, path).await {
-        Ok(body) => body,
+    let (nonce, body) = match admit(db, request, path).await {
+        Ok(admitted) => admitted,
         Err(refused) => return refused.into_response(),
     };
-    match run_body(db, path, &body).await {
-        Ok(answer) => ([(header::CONTENT_TYPE, "application/json")], answer).into_response(),
-        Err(refused) => refused.into_response(),
+    answer(db, &nonce, run_body(db, path, &body).await)
+}
+
+/// The answer to an admitted request, signed for its nonce: only answers to requests that
+/// passed authentication are signed, so that no one without the secret can have this node
+/// sign an answer for a nonce of their choosing.
+pub(super) fn answer(db: &ReplicatedDb, nonce: &str, result: Result<Bytes, Refusal>) -> Response {
+    let (status, body) = match result {
+        Ok(body) => (StatusCode::OK, body),
+        Err(refused) => match encode(&*refused.body) {
+            Ok(body) => (refused.status, body),
+            Err(unencodable) => return unencodable.into_response(),
+        },
+    };
+    let signature = db.verifier().sign_answer(nonce, status.as_u16(), &body);
+    let mut response = (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+    if let Some(value) = signature.and_then(|s| s.parse().ok()) {
+        response
+            .headers_mut()
+            .insert(auth::ANSWER_SIGNATURE_HEADER, value);
     }
+    response
 }
 
 /// A refused or failed request: its status and error body.
@@ -79,14 +99,25 @@ impl IntoResponse for Refusal {
     }
 }
 
-/// Size limit and signature: what a request passes before its body is even read as JSON.
+/// What a request passes before its body is read as JSON: the signature headers present and
+/// the timestamp fresh (before the body is even buffered), the size limit, then the
+/// signature over path and body. Gives the request's nonce and body.
 pub(super) async fn admit(
     db: &ReplicatedDb,
     request: Request,
-    path: &str,
-) -> Result<Bytes, Refusal> {
+    route: &str,
+) -> Result<(String, Bytes), Refusal> {
     let limit = db.config().max_body_bytes;
     let (parts, body) = request.into_parts();
+    let unauthorized = |e: auth::AuthError| {
+        refuse(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthorized,
+            e.to_string(),
+        )
+    };
+    let sig = signature(&parts.headers).map_err(unauthorized)?;
+    db.verifier().check_fresh(&sig).map_err(unauthorized)?;
     let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)
@@ -97,16 +128,16 @@ pub(super) async fn admit(
     let bytes: Bytes = axum::body::to_bytes(Body::new(body), limit)
         .await
         .map_err(|_| too_large(limit))?;
-    signature(&parts.headers)
-        .and_then(|sig| db.verifier().verify(&sig, path, &bytes))
-        .map_err(|e| {
-            refuse(
-                StatusCode::UNAUTHORIZED,
-                ErrorCode::Unauthorized,
-                e.to_string(),
-            )
-        })?;
-    Ok(bytes)
+    // The path the replica signed is the whole path it asked for: the route's, behind the
+    // prefix of a `Router::nest`, when there is one.
+    let path = parts
+        .extensions
+        .get::<OriginalUri>()
+        .map_or(route, |uri| uri.path());
+    db.verifier()
+        .verify(&sig, path, &bytes)
+        .map_err(unauthorized)?;
+    Ok((sig.nonce, bytes))
 }
 
 /// Runs an admitted request body on this node and encodes the answer: decode, look up the
@@ -134,6 +165,7 @@ pub(crate) async fn run_body(
 async fn run_write(db: &ReplicatedDb, body: &Bytes) -> Result<Bytes, Refusal> {
     let request: WriteRequest = decode(body)?;
     let key = key_of(request.key, body)?;
+    let v = request.v;
     let Some(handler) = db.registry().entity_handler(&request.entity).cloned() else {
         return Err(refuse(
             StatusCode::NOT_FOUND,
@@ -146,16 +178,13 @@ async fn run_write(db: &ReplicatedDb, body: &Bytes) -> Result<Bytes, Refusal> {
         Box::pin(async move { handler.run(op, model, txn).await })
     })
     .await?;
-    encode(&WriteResponse {
-        v: WIRE_VERSION,
-        txid,
-        outcome,
-    })
+    encode(&WriteResponse { v, txid, outcome })
 }
 
 async fn run_operation(db: &ReplicatedDb, body: &Bytes) -> Result<Bytes, Refusal> {
     let request: OperationRequest = decode(body)?;
     let key = key_of(request.key, body)?;
+    let v = request.v;
     let Some(handler) = db.registry().operation_handler(&request.operation).cloned() else {
         return Err(refuse(
             StatusCode::NOT_FOUND,
@@ -168,11 +197,7 @@ async fn run_operation(db: &ReplicatedDb, body: &Bytes) -> Result<Bytes, Refusal
         Box::pin(async move { handler.run(args, txn).await })
     })
     .await?;
-    encode(&OperationResponse {
-        v: WIRE_VERSION,
-        txid,
-        output,
-    })
+    encode(&OperationResponse { v, txid, output })
 }
 
 /// Parses a request body of the supported wire version.
@@ -193,18 +218,21 @@ pub(super) fn decode_json<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Resu
 }
 
 pub(super) fn check_version(v: u32) -> Result<(), Refusal> {
-    if v == WIRE_VERSION {
+    if SUPPORTED_WIRE_VERSIONS.contains(&v) {
         return Ok(());
     }
     Err(refuse(
         StatusCode::BAD_REQUEST,
         ErrorCode::BadRequest,
-        format!("wire version {v} is not supported; this node speaks {WIRE_VERSION}"),
+        format!(
+            "wire version {v} is not supported; this node speaks versions {}..={WIRE_VERSION}",
+            SUPPORTED_WIRE_VERSIONS.start()
+        ),
     ))
 }
 
-fn key_of(key: Option<String>, body: &[u8]) -> Result<Option<Key>, Refusal> {
-    key.map(|k| Key::new(k, body)).transpose().map_err(|e| {
+fn key_of(key: String, body: &[u8]) -> Result<Key, Refusal> {
+    Key::new(key, body).map_err(|e| {
         refuse(
             StatusCode::BAD_REQUEST,
             ErrorCode::BadRequest,
@@ -239,26 +267,18 @@ impl Versioned for OperationRequest {
     }
 }
 
-/// Runs `work` in a transaction if this node is the primary, and shapes a failure.
-async fn execute<T, F>(db: &ReplicatedDb, operation: &str, work: F) -> Result<(T, u64), Refusal>
-where
-    F: for<'t> FnOnce(&'t sea_orm::DatabaseTransaction) -> BoxFut<'t, Result<T, ExecError>>,
-{
-    match transact(db, work).await? {
-        Ok(done) => Ok(done),
-        Err(e) => Err(exec_error(db, operation, e).await),
-    }
-}
-
-/// [`execute`] at most once per idempotency key: runs `work` and records its result under
-/// `key` in the same transaction. When that fails — the key was recorded by an earlier
-/// attempt, or the work itself failed (a retried insert meeting the row its first attempt
-/// wrote) — reads the record in a transaction of its own: a recorded result is the answer
-/// (with the current TXID, which covers the recorded commit); without one, the failure is.
+/// Runs `work` in a transaction, at most once per idempotency key: runs it and records its
+/// result under `key` in the same transaction. When that fails — the key was recorded by an
+/// earlier attempt, or the work itself failed (a retried insert meeting the row its first
+/// attempt wrote) — reads the record in a transaction of its own: a recorded result is the
+/// answer (with the current TXID, which covers the recorded commit); without one, the
+/// failure is. A key that may be a repeat's ([`Key::may_be_repeat`]: a retry, a replay) is
+/// looked up first, so that the work — hooks, an operation's body, and what they do outside
+/// the database — does not run again when the record already answers it.
 async fn execute_once<T, F>(
     db: &ReplicatedDb,
     operation: &str,
-    key: Option<Key>,
+    key: Key,
     work: F,
 ) -> Result<(T, u64), Refusal>
 where
@@ -267,10 +287,14 @@ where
         + Send
         + 'static,
 {
-    let Some(key) = key else {
-        return execute(db, operation, work).await;
-    };
     let key = Arc::new(key);
+    if key.may_be_repeat() {
+        match recall(db, key.clone()).await? {
+            Ok((Some(recorded), txid)) => return Ok((recorded, txid)),
+            Ok((None, _)) => {}
+            Err(e) => return Err(exec_error(db, operation, e).await),
+        }
+    }
     let (node, k) = (db.clone(), key.clone());
     let failure = match transact(db, move |txn| {
         Box::pin(async move { node.ledger().run_and_record(txn, &k, work(txn)).await })
@@ -281,14 +305,22 @@ where
         Err(e) if e.may_come_from_a_repeat() => e,
         Err(e) => return Err(exec_error(db, operation, e).await),
     };
-    let recall = transact(db, move |txn| {
-        Box::pin(async move { idempotency::recall(txn, &key).await })
-    });
-    match recall.await? {
+    match recall(db, key).await? {
         Ok((Some(recorded), txid)) => Ok((recorded, txid)),
         Ok((None, _)) => Err(exec_error(db, operation, failure).await),
         Err(e) => Err(exec_error(db, operation, e).await),
     }
+}
+
+/// The result recorded under `key`, read in a transaction of its own, with the current TXID.
+async fn recall<T: DeserializeOwned + Send>(
+    db: &ReplicatedDb,
+    key: Arc<Key>,
+) -> Result<Result<(Option<T>, u64), ExecError>, Refusal> {
+    transact(db, move |txn| {
+        Box::pin(async move { idempotency::recall(txn, &key).await })
+    })
+    .await
 }
 
 /// Runs `work` in a transaction on this node if it is primary: refuses when it is not, or

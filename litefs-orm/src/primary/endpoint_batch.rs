@@ -1,24 +1,24 @@
 //! The batch endpoint: several calls in one request, each run as if it had come alone.
 
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
-use super::endpoint::{Refusal, admit, check_version, decode_json, encode, refuse, run_body};
+use super::endpoint::{
+    Refusal, admit, answer, check_version, decode_json, encode, refuse, run_body,
+};
 use crate::config::{BATCH_PATH, OPERATION_PATH, RPC_PATH};
 use crate::db::ReplicatedDb;
-use crate::protocol::wire::{BatchRequest, ErrorCode, WIRE_VERSION};
+use crate::protocol::wire::{BatchRequest, ErrorCode};
 
+/// Serves a batch; the batch's answer is signed as a whole, so every call's answer in it is.
 pub(crate) async fn handle_batch(State(db): State<ReplicatedDb>, request: Request) -> Response {
-    let body = match admit(&db, request, BATCH_PATH).await {
-        Ok(body) => body,
+    let (nonce, body) = match admit(&db, request, BATCH_PATH).await {
+        Ok(admitted) => admitted,
         Err(refused) => return refused.into_response(),
     };
-    match run_batch(&db, &body).await {
-        Ok(answer) => ([(header::CONTENT_TYPE, "application/json")], answer).into_response(),
-        Err(refused) => refused.into_response(),
-    }
+    answer(&db, &nonce, run_batch(&db, &body).await)
 }
 
 /// Most calls in one batch.
@@ -54,7 +54,7 @@ async fn run_batch(db: &ReplicatedDb, body: &[u8]) -> Result<Bytes, Refusal> {
     let results = futures_util::future::join_all(runs).await;
     // The answers are JSON already: frame them without parsing them again.
     let mut out = Vec::with_capacity(64 * results.len());
-    out.extend_from_slice(format!("{{\"v\":{WIRE_VERSION},\"answers\":[").as_bytes());
+    out.extend_from_slice(format!("{{\"v\":{},\"answers\":[", batch.v).as_bytes());
     for (i, result) in results.into_iter().enumerate() {
         if i > 0 {
             out.push(b',');

@@ -7,9 +7,11 @@
 //! becomes primary — exactly when the write does. The key is the record's primary key: a
 //! call whose key is already recorded fails to record, and its transaction rolls back.
 //!
-//! The key is not looked up first: nearly every call is a first attempt, and a look-up
-//! before each write cost a statement on the writer's single connection. Only when a call
-//! fails — to record, or in its own work (a retried insert meeting the row its first
+//! A fresh key is not looked up first: nearly every call is a first attempt, and a look-up
+//! before each write cost a statement on the writer's single connection. A key that may be
+//! a repeat's — made more than [`REPEAT_AGE`] ago by the key's own clock, as retries and
+//! replays are — is looked up first, so the call's work does not run again. Otherwise only
+//! when a call fails — to record, or in its own work (a retried insert meeting the row its first
 //! attempt wrote) — does the primary read the record, in a transaction of its own, and
 //! answer with the recorded result if there is one ([`crate::primary::endpoint`] does this). Records
 //! live in [`TABLE`], which the library creates on first use and prunes of records older
@@ -49,6 +51,12 @@ pub(crate) fn new_key() -> String {
     format!("{ms:012x}{}", hex::encode(random))
 }
 
+/// How old a key (by the time it carries) must be for the primary to look it up before
+/// running its call: a first attempt arrives within milliseconds of its key, a retry after
+/// a failed attempt, a lost answer or a deadline. Clocks that differ only shift which side
+/// of it a call falls on: the look-up saves work, the record keeps the outcome once.
+pub(crate) const REPEAT_AGE: Duration = Duration::from_secs(1);
+
 /// A request's key and the digest of its whole body: a key sent again with another body
 /// is refused rather than answered with the other request's result.
 pub(crate) struct Key {
@@ -69,6 +77,17 @@ impl Key {
             id,
             digest: hex::encode(Sha256::digest(body)),
         })
+    }
+
+    /// Whether this key may belong to a repeat of a call (a retry or a replay): it was made
+    /// more than [`REPEAT_AGE`] ago, or it does not carry the time it was made.
+    pub(crate) fn may_be_repeat(&self) -> bool {
+        let made = self
+            .id
+            .get(..12)
+            .and_then(|ms| i64::from_str_radix(ms, 16).ok());
+        let age_ms = i64::try_from(REPEAT_AGE.as_millis()).unwrap_or(i64::MAX);
+        made.is_none_or(|ms| now_ms() - ms > age_ms)
     }
 }
 

@@ -12,8 +12,16 @@ use sea_orm::sea_query::ValueType;
 use sea_orm::{ActiveValue, Value};
 use serde::{Deserialize, Serialize};
 
-/// Version of the wire format; a request of another version is refused.
-pub const WIRE_VERSION: u32 = 1;
+/// Version of the wire format this node sends. Version 2 added signed answers
+/// ([`ANSWER_SIGNATURE_HEADER`](crate::auth::ANSWER_SIGNATURE_HEADER)) and made the
+/// idempotency key required; a primary of version 1 refuses version-2 requests, so a
+/// replica never takes an older primary's unsigned answer for a signed one.
+pub const WIRE_VERSION: u32 = 2;
+
+/// The wire versions a primary accepts (it answers each in its own version) and a replica
+/// reads answers of: version-1 replicas keep writing through a version-2 primary during a
+/// rolling deploy.
+pub const SUPPORTED_WIRE_VERSIONS: std::ops::RangeInclusive<u32> = 1..=WIRE_VERSION;
 
 /// A column type that can cross the wire: anything SeaORM converts to and from [`Value`].
 #[diagnostic::on_unimplemented(
@@ -41,14 +49,115 @@ fn convert<T: WireType>(v: Value) -> Option<T> {
 }
 
 /// The state of one column in a [`WireModel`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+///
+/// JSON has no infinities and no NaN, so a non-finite `f32`/`f64` crosses the wire in a
+/// form of its own (`set_float` / `unchanged_float`) and arrives as the same value: a
+/// forwarded write stores what a local one would.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(from = "FieldRepr")]
 pub enum FieldState {
     /// `ActiveValue::Set`: the column is written.
-    #[serde(rename = "set")]
     Set(Value),
     /// `ActiveValue::Unchanged`: the column's known value, not written by an update.
+    Unchanged(Value),
+}
+
+/// [`FieldState`] as it is written.
+#[derive(Deserialize)]
+enum FieldRepr {
+    #[serde(rename = "set")]
+    Set(Value),
     #[serde(rename = "unchanged")]
     Unchanged(Value),
+    #[serde(rename = "set_float")]
+    SetFloat(NonFinite),
+    #[serde(rename = "unchanged_float")]
+    UnchangedFloat(NonFinite),
+}
+
+impl From<FieldRepr> for FieldState {
+    fn from(r: FieldRepr) -> Self {
+        match r {
+            FieldRepr::Set(v) => FieldState::Set(v),
+            FieldRepr::Unchanged(v) => FieldState::Unchanged(v),
+            FieldRepr::SetFloat(f) => FieldState::Set(f.value()),
+            FieldRepr::UnchangedFloat(f) => FieldState::Unchanged(f.value()),
+        }
+    }
+}
+
+/// A non-finite float: its column type, and which one it is.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum NonFinite {
+    Float(Special),
+    Double(Special),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+enum Special {
+    #[serde(rename = "inf")]
+    Infinity,
+    #[serde(rename = "-inf")]
+    NegInfinity,
+    #[serde(rename = "nan")]
+    NaN,
+}
+
+impl Special {
+    fn of(x: f64) -> Option<Special> {
+        match x {
+            x if x.is_nan() => Some(Special::NaN),
+            f64::INFINITY => Some(Special::Infinity),
+            f64::NEG_INFINITY => Some(Special::NegInfinity),
+            _ => None,
+        }
+    }
+
+    fn as_f64(self) -> f64 {
+        match self {
+            Special::Infinity => f64::INFINITY,
+            Special::NegInfinity => f64::NEG_INFINITY,
+            Special::NaN => f64::NAN,
+        }
+    }
+}
+
+impl NonFinite {
+    fn of(v: &Value) -> Option<NonFinite> {
+        match v {
+            Value::Float(Some(x)) => Special::of(f64::from(*x)).map(NonFinite::Float),
+            Value::Double(Some(x)) => Special::of(*x).map(NonFinite::Double),
+            _ => None,
+        }
+    }
+
+    fn value(self) -> Value {
+        match self {
+            NonFinite::Float(s) => Value::Float(Some(s.as_f64() as f32)),
+            NonFinite::Double(s) => Value::Double(Some(s.as_f64())),
+        }
+    }
+}
+
+impl Serialize for FieldState {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let (index, name, value) = match self {
+            FieldState::Set(v) => (0, "set", v),
+            FieldState::Unchanged(v) => (1, "unchanged", v),
+        };
+        match NonFinite::of(value) {
+            None => s.serialize_newtype_variant("FieldState", index, name, value),
+            Some(f) => {
+                let name = if index == 0 {
+                    "set_float"
+                } else {
+                    "unchanged_float"
+                };
+                s.serialize_newtype_variant("FieldState", index + 2, name, &f)
+            }
+        }
+    }
 }
 
 /// A wire form that does not match its entity.
@@ -93,7 +202,12 @@ pub enum WireError {
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct WireModel(BTreeMap<String, FieldState>);
+pub struct WireModel {
+    columns: BTreeMap<String, FieldState>,
+    /// Columns left over at [`finish`](WireModel::finish) are ignored, not an error.
+    #[serde(skip)]
+    lenient: bool,
+}
 
 impl WireModel {
     /// Records a column; `NotSet` leaves it out.
@@ -103,7 +217,7 @@ impl WireModel {
             ActiveValue::Unchanged(v) => FieldState::Unchanged(v.clone().into()),
             ActiveValue::NotSet => return,
         };
-        self.0.insert(column.to_owned(), state);
+        self.columns.insert(column.to_owned(), state);
     }
 
     /// Takes a column back out as the field's own type; absent means `NotSet`.
@@ -112,29 +226,49 @@ impl WireModel {
             column: column.to_owned(),
             expected: std::any::type_name::<T>(),
         };
-        Ok(match self.0.remove(column) {
+        Ok(match self.columns.remove(column) {
             None => ActiveValue::NotSet,
             Some(FieldState::Set(v)) => ActiveValue::Set(convert(v).ok_or_else(wrong)?),
             Some(FieldState::Unchanged(v)) => ActiveValue::Unchanged(convert(v).ok_or_else(wrong)?),
         })
     }
 
-    /// Ends decoding: any column left over is unknown to the entity.
+    /// Ends decoding: any column left over is unknown to the entity (unless
+    /// [`ignoring_unknown_columns`](WireModel::ignoring_unknown_columns)).
     pub fn finish(self) -> Result<(), WireError> {
-        match self.0.into_keys().next() {
-            Some(column) => Err(WireError::UnknownColumn(column)),
-            None => Ok(()),
+        match self.columns.into_keys().next() {
+            Some(column) if !self.lenient => Err(WireError::UnknownColumn(column)),
+            _ => Ok(()),
         }
+    }
+
+    /// This wire form, decoding without the columns the entity does not know. For the
+    /// primary's answer only: a saved model from a primary whose entity has a column more
+    /// (a rolling deploy) still reads as this node's model. A request's unknown column is
+    /// always refused, since writing without it would lose what the caller set.
+    ///
+    /// ```
+    /// use litefs_orm::wire::WireModel;
+    /// use sea_orm::ActiveValue::Unchanged;
+    ///
+    /// let mut w = WireModel::default();
+    /// w.put("added_later", &Unchanged(1));
+    /// assert!(w.clone().finish().is_err());
+    /// assert!(w.ignoring_unknown_columns().finish().is_ok());
+    /// ```
+    pub fn ignoring_unknown_columns(mut self) -> Self {
+        self.lenient = true;
+        self
     }
 
     /// The number of columns present (not `NotSet`).
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.columns.len()
     }
 
     /// True when every column is `NotSet`.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.columns.is_empty()
     }
 }
 
@@ -177,9 +311,9 @@ pub struct WriteRequest {
     /// The ActiveModel's wire form.
     pub model: WireModel,
     /// The call's idempotency key, the same in every attempt: a primary that already
-    /// committed this key answers with the recorded result instead of writing again.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key: Option<String>,
+    /// committed this key answers with the recorded result instead of writing again. Every
+    /// request carries one, so a replayed request is answered from the record too.
+    pub key: String,
 }
 
 /// What a forwarded write produced.
@@ -217,8 +351,7 @@ pub struct OperationRequest {
     /// The operation value itself: its arguments.
     pub args: serde_json::Value,
     /// The call's idempotency key, as in [`WriteRequest::key`].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key: Option<String>,
+    pub key: String,
 }
 
 /// The primary's answer to a successful operation.
@@ -360,6 +493,27 @@ mod tests {
         w.put("n", &Set("text".to_owned()));
         let err = round_trip(&w).take::<i32>("n").unwrap_err();
         assert!(matches!(err, WireError::WrongType { ref column, .. } if column == "n"));
+    }
+
+    #[test]
+    fn non_finite_floats_survive_the_trip() {
+        let mut w = WireModel::default();
+        w.put("inf", &Set(f64::INFINITY));
+        w.put("neg", &Set(Some(f64::NEG_INFINITY)));
+        w.put("nan", &Set(Some(f64::NAN)));
+        w.put("f32", &ActiveValue::Unchanged(f32::INFINITY));
+        let mut back = round_trip(&w);
+        assert_eq!(back.take::<f64>("inf").unwrap(), Set(f64::INFINITY));
+        assert_eq!(
+            back.take::<Option<f64>>("neg").unwrap(),
+            Set(Some(f64::NEG_INFINITY))
+        );
+        let nan = back.take::<Option<f64>>("nan").unwrap();
+        assert!(matches!(nan, Set(Some(x)) if x.is_nan()), "{nan:?}");
+        assert_eq!(
+            back.take::<f32>("f32").unwrap(),
+            ActiveValue::Unchanged(f32::INFINITY)
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use crate::BoxFut;
 use crate::error::{Error, Result};
-use crate::protocol::auth;
+use crate::protocol::auth::{self, Secret};
 use crate::protocol::wire::{ErrorBody, ErrorCode};
 
 /// Carries one JSON request body to the primary's `url` (whose path is signed) and brings
@@ -22,30 +22,42 @@ pub trait Transport: Send + Sync + 'static {
     ) -> BoxFut<'a, Result<Bytes>>;
 }
 
-/// The HTTP transport: keep-alive connections, signed requests, a deadline per call.
+/// The HTTP transport: keep-alive connections, signed requests, a deadline per call, and
+/// answers trusted only when signed with the same secret for this very request.
 #[derive(Clone, Debug)]
 pub struct HttpTransport {
     client: reqwest::Client,
-    secret: Vec<u8>,
+    secret: Secret,
 }
 
+/// How long connecting to a primary may take: a host that drops packets fails the attempt
+/// (as one that never left) in this time rather than at the call's deadline.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
 impl HttpTransport {
-    /// A transport signing with `secret`.
+    /// A transport signing with `secret`, of at least
+    /// [`MIN_SECRET_LEN`](auth::MIN_SECRET_LEN) characters.
+    ///
+    /// ```
+    /// use litefs_orm::client::HttpTransport;
+    /// assert!(HttpTransport::new("").is_err());
+    /// let t = HttpTransport::new("a long random shared secret").unwrap();
+    /// assert!(!format!("{t:?}").contains("shared secret"));
+    /// ```
     pub fn new(secret: &str) -> Result<Self> {
+        let secret = Secret::new(secret)?;
         let client = reqwest::Client::builder()
             .pool_idle_timeout(Duration::from_secs(60))
+            .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
             .build()
             .map_err(|e| Error::Config(format!("building the HTTP client: {e}")))?;
-        Ok(HttpTransport {
-            client,
-            secret: secret.as_bytes().to_vec(),
-        })
+        Ok(HttpTransport { client, secret })
     }
 
     async fn post(&self, url: &str, body: Bytes, timeout: Duration) -> Result<Bytes> {
         let path = url_path(url);
-        let sig = auth::sign(&self.secret, path, &body);
+        let sig = auth::sign(self.secret.expose(), path, &body);
         let sent = self
             .client
             .post(url)
@@ -59,17 +71,47 @@ impl HttpTransport {
             .await;
         let response = sent.map_err(|e| transport_error(url, &e))?;
         let status = response.status();
+        let answer_sig = response
+            .headers()
+            .get(auth::ANSWER_SIGNATURE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let bytes = response
             .bytes()
             .await
             .map_err(|e| transport_error(url, &e))?;
-        if status.is_success() {
-            return Ok(bytes);
+        let verified = match &answer_sig {
+            None => Err("it carries no signature"),
+            Some(s) => {
+                auth::verify_answer(self.secret.expose(), &sig.nonce, status.as_u16(), &bytes, s)
+                    .map_err(|_| "its signature does not match")
+            }
+        };
+        let error_body = (!status.is_success())
+            .then(|| serde_json::from_slice::<ErrorBody>(&bytes).ok())
+            .flatten();
+        match (verified, status.is_success(), error_body) {
+            (Ok(()), true, _) => Ok(bytes),
+            (Ok(()), false, Some(err)) => Err(error_from_body(err)),
+            // Success, or an answer in the endpoint's own words, that the secret did not
+            // sign for this request: it cannot say what happened to the write.
+            (Err(why), true, _) => Err(unverified(url, status, why, &bytes)),
+            (Err(why), false, Some(err)) => {
+                Err(unverified(url, status, why, err.message.as_bytes()))
+            }
+            (_, false, None) => Err(foreign_answer(url, status, &bytes)),
         }
-        match serde_json::from_slice::<ErrorBody>(&bytes) {
-            Ok(err) => Err(error_from_body(err)),
-            Err(_) => Err(foreign_answer(url, status, &bytes)),
-        }
+    }
+}
+
+/// An answer that looks like the endpoint's but is not signed with this node's secret for
+/// this request: forged, altered on the way, or from a primary with another secret (or an
+/// older litefs-orm that signs no answers). What it says cannot be trusted either way.
+fn unverified(url: &str, status: reqwest::StatusCode, why: &str, said: &[u8]) -> Error {
+    let said: String = String::from_utf8_lossy(said).chars().take(200).collect();
+    Error::UnverifiedAnswer {
+        url: url.to_owned(),
+        reason: format!("the {status} answer ({said}) cannot be trusted: {why}"),
     }
 }
 
@@ -96,8 +138,8 @@ fn foreign_answer(url: &str, status: reqwest::StatusCode, body: &[u8]) -> Error 
     if status == reqwest::StatusCode::NOT_FOUND {
         return Error::Protocol(format!(
             "{url} {message}: does the primary's app merge `litefs_orm::router(db)` into its \
-             Axum router, at the root (not under a nest), and does LITEFS_ORM_PRIMARY_URL or \
-             LITEFS_ORM_PRIMARY_URLS point at that app?"
+             Axum router, and does LITEFS_ORM_PRIMARY_URL or LITEFS_ORM_PRIMARY_URLS point at \
+             that app (with the prefix, when the router is nested under one)?"
         ));
     }
     Error::Protocol(format!("{url} {message}"))
@@ -111,6 +153,20 @@ impl Transport for HttpTransport {
         timeout: Duration,
     ) -> BoxFut<'a, Result<Bytes>> {
         Box::pin(self.post(url, body, timeout))
+    }
+}
+
+/// The transport of a node without a secret (standalone, where every write is local): it
+/// sends nothing.
+pub(crate) struct NoSecret;
+
+impl Transport for NoSecret {
+    fn send<'a>(&'a self, url: &'a str, _: Bytes, _: Duration) -> BoxFut<'a, Result<Bytes>> {
+        Box::pin(async move {
+            Err(Error::Config(format!(
+                "cannot forward to {url}: this node has no LITEFS_ORM_SECRET to sign with"
+            )))
+        })
     }
 }
 

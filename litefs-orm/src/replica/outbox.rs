@@ -22,7 +22,7 @@ use tokio::sync::oneshot;
 
 use crate::config::BATCH_PATH;
 use crate::error::{Error, Result};
-use crate::protocol::wire::{BatchResponse, ErrorBody, WIRE_VERSION};
+use crate::protocol::wire::{BatchResponse, ErrorBody, SUPPORTED_WIRE_VERSIONS, WIRE_VERSION};
 use crate::replica::client::{self, Transport};
 
 /// Requests in flight to one primary before calls queue.
@@ -232,7 +232,11 @@ impl InFlight {
             .transport
             .send(&url, frame(&calls), timeout)
             .await;
-        match result.and_then(|answer| split(&answer, calls.len())) {
+        // A batch answer the primary signed but this node cannot split came after the calls
+        // ran: each call's fate is unknown, and a retry under its key finds out.
+        let split =
+            |answer: Bytes| split(&answer, calls.len()).map_err(|e| lost(&url, &e.to_string()));
+        match result.and_then(split) {
             Ok(answers) => {
                 for (call, answer) in calls.into_iter().zip(answers) {
                     let _ = call.reply.send(answer);
@@ -306,7 +310,7 @@ fn frame(calls: &[Queued]) -> Bytes {
 fn split(answer: &[u8], calls: usize) -> Result<Vec<Result<Bytes>>> {
     let response: BatchResponse<'_> = serde_json::from_slice(answer)
         .map_err(|e| Error::Protocol(format!("unreadable batch answer from the primary: {e}")))?;
-    if response.v != WIRE_VERSION || response.answers.len() != calls {
+    if !SUPPORTED_WIRE_VERSIONS.contains(&response.v) || response.answers.len() != calls {
         return Err(Error::Protocol(format!(
             "the primary answered {} calls of a batch of {calls} (wire version {})",
             response.answers.len(),
@@ -347,6 +351,10 @@ fn shared(e: &Error, path: &str) -> Error {
             attempts: *attempts,
         },
         Error::Unauthorized(m) => Error::Unauthorized(m.clone()),
+        Error::UnverifiedAnswer { url, reason } => Error::UnverifiedAnswer {
+            url: url.replace(BATCH_PATH, path),
+            reason: reason.clone(),
+        },
         Error::NotPrimary { primary, hint } => Error::NotPrimary {
             primary: primary.clone(),
             hint: hint.clone(),
