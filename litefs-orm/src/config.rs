@@ -458,7 +458,9 @@ impl Config {
             }
             Err(_) => self.database.as_path(),
         };
-        let mut parts = name.components();
+        let mut parts = name
+            .components()
+            .filter(|c| *c != std::path::Component::CurDir);
         let plain_file = matches!(
             (parts.next(), parts.next()),
             (Some(std::path::Component::Normal(_)), None)

@@ -82,6 +82,8 @@ pub struct Setup {
     /// Put a [`proxy::FaultProxy`] in front of every node's router: the LiteFS hostnames
     /// (and so every forwarded write) go through the proxies.
     pub proxied: bool,
+    /// SQLite's journal mode on every node.
+    pub journal_mode: litefs_orm::JournalMode,
 }
 
 impl Default for Setup {
@@ -93,6 +95,7 @@ impl Default for Setup {
             primary_wait: Duration::from_secs(2),
             write_timeout: Duration::from_secs(10),
             proxied: false,
+            journal_mode: litefs_orm::JournalMode::Wal,
         }
     }
 }
@@ -141,7 +144,8 @@ impl TestCluster {
                 .with_rpc_secret(SECRET)
                 .with_replication_timeout(setup.replication_timeout)
                 .with_primary_wait(setup.primary_wait)
-                .with_write_timeout(setup.write_timeout);
+                .with_write_timeout(setup.write_timeout)
+                .with_journal_mode(setup.journal_mode);
             if setup.http_api {
                 let addr = litefs.http_addr(i).expect("stand-in HTTP API");
                 config = config.with_litefs_http(format!("http://{addr}"));

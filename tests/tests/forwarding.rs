@@ -229,3 +229,44 @@ async fn a_transaction_on_a_replica_is_refused_naming_operation() {
     let err = c.db(1).begin().await.unwrap_err();
     assert!(err.to_string().contains("litefs_orm::Operation"), "{err}");
 }
+
+#[tokio::test]
+async fn a_router_nested_under_a_prefix_takes_forwarded_writes_and_batches() {
+    let c = TestCluster::start().await;
+    let primary = litefs_orm::ReplicatedDb::connect(c.configs[0].clone(), litefs_orm_tests::registry())
+        .await
+        .unwrap();
+    let app = axum::Router::new().nest("/rpc", litefs_orm::router(primary));
+    let (url, _served) = TestCluster::serve(app).await;
+    let config = c.configs[1]
+        .clone()
+        .with_primary_url_for(c.hostname(0), format!("{url}/rpc"));
+    let replica = litefs_orm::ReplicatedDb::connect(config, litefs_orm_tests::registry())
+        .await
+        .unwrap();
+    // Enough at once that calls queue behind those in flight and leave as batches.
+    let writes = (0..12).map(|i| {
+        let replica = replica.clone();
+        async move { post::new(&format!("nested {i}")).insert_replicated(&replica).await }
+    });
+    for saved in futures_util::future::join_all(writes).await {
+        saved.unwrap();
+    }
+    let stored = post::Entity::find().all(c.db(0)).await.unwrap();
+    assert_eq!(stored.len(), 12);
+}
+
+#[tokio::test]
+async fn a_write_over_the_body_limit_is_refused_before_it_is_sent() {
+    let c = TestCluster::start().await;
+    let config = c.configs[1].clone().with_max_body_bytes(4096);
+    let replica = litefs_orm::ReplicatedDb::connect(config, litefs_orm_tests::registry())
+        .await
+        .unwrap();
+    let mut big = post::new("big");
+    big.body = Set("x".repeat(8192));
+    let e = big.insert_replicated(&replica).await.unwrap_err();
+    assert!(matches!(e, Error::Protocol(_)), "{e:?}");
+    assert!(e.to_string().contains("not sent"), "{e}");
+    assert!(!e.may_be_committed());
+}

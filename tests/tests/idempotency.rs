@@ -243,3 +243,92 @@ where
     }
     panic!("condition not met within 5 s");
 }
+
+/// Sends the very same signed request (headers and body) to each URL in turn; returns the
+/// answers' statuses and bodies.
+async fn replay(urls: &[String], body: Vec<u8>) -> Vec<(u16, serde_json::Value)> {
+    let sig = litefs_orm::auth::sign(
+        litefs_orm_tests::SECRET.as_bytes(),
+        litefs_orm::RPC_PATH,
+        &body,
+    );
+    let mut answers = Vec::new();
+    for url in urls {
+        let resp = litefs_orm_tests::post_with(url, body.clone(), &sig).await;
+        answers.push((resp.status().as_u16(), resp.json().await.unwrap()));
+    }
+    answers
+}
+
+#[tokio::test]
+async fn a_request_replayed_to_a_new_primary_is_answered_from_the_record() {
+    let c = TestCluster::start().await;
+    let body = keyed_insert(&litefs_orm_tests::fresh_key(), "replayed");
+    let first = replay(&[c.rpc_url(0)], body.clone()).await;
+    c.litefs.switch_primary(1).await;
+    wait_until(|| async { c.db(1).role() == litefs_orm::Role::Primary }).await;
+    let again = replay(&[c.rpc_url(1)], body).await;
+    assert_eq!(first[0].0, 200);
+    assert_eq!(again[0].0, 200);
+    assert_eq!(first[0].1["outcome"], again[0].1["outcome"]);
+    assert_eq!(posts(c.db(1), "replayed").await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_request_replayed_to_a_restarted_primary_is_answered_from_the_record() {
+    let c = TestCluster::start().await;
+    // A fresh handle on the primary's database: a restarted app, which remembers no nonce.
+    let restarted = ReplicatedDb::connect(c.configs[0].clone(), litefs_orm_tests::registry())
+        .await
+        .unwrap();
+    let (url, _served) = TestCluster::serve(litefs_orm::router(restarted)).await;
+    let body = keyed_insert(&litefs_orm_tests::fresh_key(), "replayed after a restart");
+    let answers = replay(
+        &[c.rpc_url(0), format!("{url}{}", litefs_orm::RPC_PATH)],
+        body,
+    )
+    .await;
+    assert_eq!((answers[0].0, answers[1].0), (200, 200));
+    assert_eq!(answers[0].1["outcome"], answers[1].1["outcome"]);
+    assert_eq!(posts(c.db(0), "replayed after a restart").await.len(), 1);
+}
+
+/// Counts its runs in this process.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct CountedRun;
+
+static COUNTED_RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl litefs_orm::Operation for CountedRun {
+    const NAME: &'static str = "counted_run";
+    type Output = usize;
+    type Error = litefs_orm::DbFailure;
+
+    async fn run(self, txn: &sea_orm::DatabaseTransaction) -> Result<usize, litefs_orm::DbFailure> {
+        txn.execute_unprepared("INSERT INTO runs DEFAULT VALUES").await?;
+        Ok(COUNTED_RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1)
+    }
+}
+
+#[tokio::test]
+async fn a_call_repeated_under_its_key_does_not_run_its_work_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = litefs_orm::Config::standalone(dir.path().join("app.db"))
+        .with_rpc_secret(litefs_orm_tests::SECRET);
+    let registry = litefs_orm::Registry::new().operation::<CountedRun>();
+    let db = ReplicatedDb::connect(config, registry).await.unwrap();
+    db.execute_unprepared("CREATE TABLE runs (id INTEGER PRIMARY KEY)")
+        .await
+        .unwrap();
+    let (url, _served) = TestCluster::serve(litefs_orm::router(db.clone())).await;
+    let body = serde_json::to_vec(&json!({
+        "v": 2, "operation": "counted_run", "args": null, "key": "k-counted",
+    }))
+    .unwrap();
+    let url = format!("{url}{}", litefs_orm::OPERATION_PATH);
+    for _ in 0..3 {
+        let answer: OperationResponse = post_signed(&url, body.clone()).await.json().await.unwrap();
+        assert_eq!(answer.output, json!(1));
+    }
+    assert_eq!(COUNTED_RUNS.load(std::sync::atomic::Ordering::SeqCst), 1);
+}

@@ -179,3 +179,68 @@ async fn a_replica_refuses_forwarded_writes_as_not_primary() {
     assert_eq!(code_of(resp).await, (409, ErrorCode::NotPrimary));
     assert_eq!(rows(&c).await, 0);
 }
+
+#[tokio::test]
+async fn an_unkeyed_write_is_refused() {
+    let c = TestCluster::start().await;
+    let body = serde_json::to_vec(&json!({
+        "v": 2, "entity": "post", "op": "insert",
+        "model": {"title": {"set": {"String": "t"}}, "body": {"set": {"String": "b"}}}
+    }))
+    .unwrap();
+    let resp = post_signed(&c.rpc_url(0), body).await;
+    let status = resp.status().as_u16();
+    let answer: ErrorBody = resp.json().await.unwrap();
+    assert_eq!((status, answer.code), (400, ErrorCode::BadRequest));
+    assert!(answer.message.contains("key"), "{}", answer.message);
+    assert_eq!(rows(&c).await, 0);
+}
+
+/// Sends `headers` and the first bytes of a body announced as a megabyte, which never
+/// comes; returns the status line of the answer.
+async fn answer_to_an_unfinished_body(c: &TestCluster, headers: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(c.nodes[0].addr).await.unwrap();
+    let request = format!(
+        "POST {} HTTP/1.1\r\nhost: node\r\ncontent-type: application/json\r\n\
+         content-length: 1000000\r\n{headers}\r\n{{\"v\":2,",
+        litefs_orm::RPC_PATH
+    );
+    conn.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = vec![0; 1024];
+    // Bounds a hang, so that a server that waits for the body fails the test.
+    let n = tokio::time::timeout(std::time::Duration::from_secs(10), conn.read(&mut answer))
+        .await
+        .expect("an answer before the body ends")
+        .unwrap();
+    String::from_utf8_lossy(&answer[..n])
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn an_unsigned_request_is_refused_before_its_body_is_read() {
+    let c = TestCluster::start().await;
+    let status = answer_to_an_unfinished_body(&c, "").await;
+    assert!(status.contains("401"), "{status}");
+}
+
+#[tokio::test]
+async fn a_stale_request_is_refused_before_its_body_is_read() {
+    let c = TestCluster::start().await;
+    let stale = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        - 10 * 60 * 1000;
+    let headers = format!(
+        "{}: {stale}\r\n{}: 00ff\r\n{}: 00ff\r\n",
+        auth::TIMESTAMP_HEADER,
+        auth::NONCE_HEADER,
+        auth::SIGNATURE_HEADER
+    );
+    let status = answer_to_an_unfinished_body(&c, &headers).await;
+    assert!(status.contains("401"), "{status}");
+}

@@ -20,6 +20,22 @@ use crate::primary::executor::ExecError;
 /// itself the same happens locally. Register each operation on every node with
 /// [`Registry::operation`](crate::Registry::operation): only registered operations run.
 ///
+/// # Retries run the body again
+///
+/// A call whose answer was lost is retried under its idempotency key, and its database
+/// effects land once: the primary records the key in the operation's own transaction. But
+/// a retry that reaches a primary before it knows the key was recorded (the first attempt
+/// still running, or a new primary it had not replicated to yet) runs `run` again before the
+/// key clash rolls that run back. So what `run` does **outside** the transaction — an email,
+/// a call to another service, a counter in memory — can happen more than once; only its
+/// database writes are exactly once. A key the primary can tell may be a repeat (a retry or
+/// a replay, made more than a second before it arrived) is looked up first, and then `run`
+/// does not run again. The same holds for an entity's `ActiveModelBehavior` hooks.
+///
+/// An operation's own error on a node that is no longer the primary (its `?` turned
+/// LiteFS's refusal into `Self::Error`) is taken for what it is — "not primary" — and the
+/// call runs again on the new primary.
+///
 /// Why a trait rather than an attribute on an `async fn`: the call site is an ordinary value
 /// (`db.run(IncrementPage { page })`), its arguments are a named struct whose serde form is
 /// the wire form, and its name, output and error types are plain associated items that

@@ -128,3 +128,102 @@ fn a_journal_mode_litefs_does_not_support_is_refused() {
         .unwrap_err();
     assert!(e.to_string().contains("LITEFS_ORM_JOURNAL_MODE"), "{e}");
 }
+
+/// A LiteFS node's configuration that passes, to break one thing at a time.
+fn node() -> Config {
+    Config::litefs("/litefs", "app.db").with_rpc_secret("a long random shared secret")
+}
+
+fn refusal(c: Config) -> String {
+    c.validate().unwrap_err().to_string()
+}
+
+#[test]
+fn a_short_secret_is_refused_even_standalone() {
+    let e = refusal(Config::standalone("dev.db").with_rpc_secret("short"));
+    assert!(e.contains("LITEFS_ORM_SECRET"), "{e}");
+}
+
+#[test]
+fn an_empty_secret_from_the_builder_is_refused() {
+    let e = refusal(node().with_rpc_secret(""));
+    assert!(e.contains("LITEFS_ORM_SECRET"), "{e}");
+}
+
+#[test]
+fn a_short_secret_from_the_environment_is_refused() {
+    let c = Config::from_lookup(lookup(&[
+        ("LITEFS_ORM_MOUNT", "/litefs"),
+        ("LITEFS_ORM_SECRET", "tiny"),
+    ]))
+    .unwrap();
+    assert!(refusal(c).contains("LITEFS_ORM_SECRET"));
+}
+
+#[test]
+fn debug_does_not_show_the_secret() {
+    let shown = format!("{:?}", node());
+    assert!(!shown.contains("shared secret"), "{shown}");
+    assert!(shown.contains("<redacted>"), "{shown}");
+}
+
+#[test]
+fn a_url_template_without_a_scheme_names_the_variable() {
+    let e = refusal(node().with_primary_url("{primary}:8080"));
+    assert!(e.contains("LITEFS_ORM_PRIMARY_URL"), "{e}");
+}
+
+#[test]
+fn a_litefs_api_address_without_a_scheme_names_the_variable() {
+    let e = refusal(node().with_litefs_http("127.0.0.1:20202"));
+    assert!(e.contains("LITEFS_ORM_LITEFS_HTTP"), "{e}");
+}
+
+#[test]
+fn a_zero_timeout_names_its_variable() {
+    let e = refusal(node().with_replication_timeout(Duration::ZERO));
+    assert!(e.contains("LITEFS_ORM_REPLICATION_TIMEOUT_MS"), "{e}");
+}
+
+#[test]
+fn an_overflowing_timeout_names_its_variable() {
+    let c = Config::from_lookup(lookup(&[(
+        "LITEFS_ORM_WRITE_TIMEOUT_MS",
+        &u64::MAX.to_string(),
+    )]))
+    .unwrap();
+    assert!(refusal(c).contains("LITEFS_ORM_WRITE_TIMEOUT_MS"));
+}
+
+#[test]
+fn an_absolute_database_outside_the_mount_is_refused() {
+    let e = refusal(
+        Config::litefs("/litefs", "/var/lib/app.db").with_rpc_secret("a long random shared secret"),
+    );
+    assert!(e.contains("LITEFS_ORM_DATABASE"), "{e}");
+}
+
+#[test]
+fn a_database_path_that_climbs_out_of_the_mount_is_refused() {
+    for database in ["../app.db", "sub/app.db", "./app.db/.."] {
+        let e = refusal(
+            Config::litefs("/litefs", database).with_rpc_secret("a long random shared secret"),
+        );
+        assert!(e.contains("LITEFS_ORM_DATABASE"), "{database}: {e}");
+    }
+}
+
+#[test]
+fn an_absolute_database_inside_the_mount_is_its_file_name() {
+    Config::litefs("/litefs", "/litefs/app.db")
+        .with_rpc_secret("a long random shared secret")
+        .validate()
+        .unwrap();
+}
+
+#[test]
+fn no_read_connections_names_the_variable() {
+    let mut c = node();
+    c.read_connections = 0;
+    assert!(refusal(c).contains("LITEFS_ORM_READ_CONNECTIONS"));
+}

@@ -190,3 +190,18 @@ async fn open(path: &Path, read_only: bool) -> Result<DatabaseConnection> {
         .map_err(|e| Error::Database(DbErr::Conn(sea_orm::RuntimeErr::SqlxError(Arc::new(e)))))?;
     Ok(SqlxSqliteConnector::from_sqlx_sqlite_pool(pool))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn debug_does_not_show_the_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::standalone(dir.path().join("app.db"))
+            .with_rpc_secret("a long random shared secret");
+        let target = Target::connect(config).await.unwrap();
+        let shown = format!("{target:?}");
+        assert!(!shown.contains("shared secret"), "{shown}");
+    }
+}
