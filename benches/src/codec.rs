@@ -34,6 +34,7 @@ fn request(model: &item::ActiveModel) -> WriteRequest {
         op: Op::Insert,
         model: <item::Entity as Replicated>::to_wire(model),
         key: "0123456789abcdef0123456789abcdef".to_owned(),
+        db: None,
     }
 }
 

@@ -58,6 +58,7 @@ fn body(n: u64, key: String) -> Result<Bytes> {
         op: Op::Insert,
         model: <item::Entity as Replicated>::to_wire(&model),
         key,
+        db: None,
     })?;
     Ok(Bytes::from(body))
 }
@@ -112,6 +113,7 @@ async fn refused_rtt(bench: &Bench) -> Result<Duration> {
         op: Op::Insert,
         model: <item::Entity as Replicated>::to_wire(&item::new(0)),
         key: "0123456789abcdef0123456789abcdef".to_owned(),
+        db: None,
     })?;
     let url = bench.primary_url(RPC_PATH);
     let start = Instant::now();

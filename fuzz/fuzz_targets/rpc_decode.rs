@@ -1,10 +1,14 @@
-//! Fuzzes every decoder a primary runs on untrusted bytes: the request envelopes, an
-//! entity's wire form, and the LiteFS file formats. None may panic.
+//! Fuzzes every decoder run on untrusted bytes: the request envelopes and an entity's wire
+//! form (on the primary), the answers and the answer signature check (on a replica), and the
+//! LiteFS file formats. None may panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use litefs_orm::Replicated;
-use litefs_orm::wire::{OperationRequest, WriteRequest};
+use litefs_orm::wire::{
+    BatchResponse, ErrorBody, OperationRequest, OperationResponse, Outcome, WriteRequest,
+    WriteResponse,
+};
 
 mod post {
     use sea_orm::entity::prelude::*;
@@ -31,6 +35,22 @@ fuzz_target!(|data: &[u8]| {
         let _ = post::Entity::from_wire(request.model);
     }
     let _ = serde_json::from_slice::<OperationRequest>(data);
+    if let Ok(answer) = serde_json::from_slice::<WriteResponse>(data)
+        && let Outcome::Model(model) = answer.outcome
+    {
+        let _ = post::Entity::from_wire(model.ignoring_unknown_columns());
+    }
+    let _ = serde_json::from_slice::<OperationResponse>(data);
+    let _ = serde_json::from_slice::<BatchResponse<'_>>(data);
+    let _ = serde_json::from_slice::<ErrorBody>(data);
+    let (signature, body) = data.split_at(data.len().min(64));
+    let _ = litefs_orm::auth::verify_answer(
+        b"a fuzzing secret of some length",
+        "nonce",
+        200,
+        body,
+        &String::from_utf8_lossy(signature),
+    );
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = text.parse::<litefs_orm::litefs::Pos>();
         let _ = litefs_orm::litefs::parse_lag(text);

@@ -5,6 +5,7 @@
 
 mod api;
 mod config;
+pub mod consistency;
 mod db;
 pub mod error;
 pub mod litefs;
@@ -34,7 +35,7 @@ pub use db::ReplicatedDb;
 pub use error::{DbFailure, DbFailureKind, Error, Result};
 pub use litefs::role::Role;
 pub use litefs::{position, role};
-pub use primary::endpoint::router;
+pub use primary::endpoint::{router, router_for};
 pub use primary::idempotency::TABLE as IDEMPOTENCY_TABLE;
 pub use protocol::{auth, wire};
 pub use replica::client;

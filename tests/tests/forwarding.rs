@@ -233,9 +233,10 @@ async fn a_transaction_on_a_replica_is_refused_naming_operation() {
 #[tokio::test]
 async fn a_router_nested_under_a_prefix_takes_forwarded_writes_and_batches() {
     let c = TestCluster::start().await;
-    let primary = litefs_orm::ReplicatedDb::connect(c.configs[0].clone(), litefs_orm_tests::registry())
-        .await
-        .unwrap();
+    let primary =
+        litefs_orm::ReplicatedDb::connect(c.configs[0].clone(), litefs_orm_tests::registry())
+            .await
+            .unwrap();
     let app = axum::Router::new().nest("/rpc", litefs_orm::router(primary));
     let (url, _served) = TestCluster::serve(app).await;
     let config = c.configs[1]
@@ -247,7 +248,11 @@ async fn a_router_nested_under_a_prefix_takes_forwarded_writes_and_batches() {
     // Enough at once that calls queue behind those in flight and leave as batches.
     let writes = (0..12).map(|i| {
         let replica = replica.clone();
-        async move { post::new(&format!("nested {i}")).insert_replicated(&replica).await }
+        async move {
+            post::new(&format!("nested {i}"))
+                .insert_replicated(&replica)
+                .await
+        }
     });
     for saved in futures_util::future::join_all(writes).await {
         saved.unwrap();

@@ -305,7 +305,8 @@ impl litefs_orm::Operation for CountedRun {
     type Error = litefs_orm::DbFailure;
 
     async fn run(self, txn: &sea_orm::DatabaseTransaction) -> Result<usize, litefs_orm::DbFailure> {
-        txn.execute_unprepared("INSERT INTO runs DEFAULT VALUES").await?;
+        txn.execute_unprepared("INSERT INTO runs DEFAULT VALUES")
+            .await?;
         Ok(COUNTED_RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1)
     }
 }

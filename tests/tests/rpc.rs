@@ -200,7 +200,9 @@ async fn an_unkeyed_write_is_refused() {
 /// comes; returns the status line of the answer.
 async fn answer_to_an_unfinished_body(c: &TestCluster, headers: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut conn = tokio::net::TcpStream::connect(c.nodes[0].addr).await.unwrap();
+    let mut conn = tokio::net::TcpStream::connect(c.nodes[0].addr)
+        .await
+        .unwrap();
     let request = format!(
         "POST {} HTTP/1.1\r\nhost: node\r\ncontent-type: application/json\r\n\
          content-length: 1000000\r\n{headers}\r\n{{\"v\":2,",

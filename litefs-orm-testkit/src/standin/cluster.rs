@@ -150,6 +150,7 @@ impl Cluster {
                 http_addr,
                 replication_error: Mutex::new(None),
                 writable,
+                paused: AtomicBool::new(false),
             });
         }
         let first = PrimaryPos::initial(1, read_pos(&nodes[0].paths.pos()).unwrap_or_default());
@@ -303,6 +304,22 @@ impl Cluster {
     /// Resumes replication; replicas catch up with the primary's current state.
     pub fn resume_replication(&self) {
         self.inner.shared.paused.store(false, Ordering::SeqCst);
+    }
+
+    /// Stops replication to node `i` alone: it keeps its position (and, after a primary
+    /// change, the history of the old primary — a replica ahead on an abandoned history)
+    /// while the others follow the primary.
+    pub fn pause_replication_to(&self, i: usize) {
+        self.inner.shared.nodes[i]
+            .paused
+            .store(true, Ordering::SeqCst);
+    }
+
+    /// Resumes replication to node `i`.
+    pub fn resume_replication_to(&self, i: usize) {
+        self.inner.shared.nodes[i]
+            .paused
+            .store(false, Ordering::SeqCst);
     }
 
     /// Each transaction reaches the replicas only `delay` after the primary's `-pos` showed it

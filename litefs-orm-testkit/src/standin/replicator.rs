@@ -164,7 +164,7 @@ impl Replica {
         self.detect_writes().await?;
         let role = self.shared.role();
         let connected = matches!(role.primary, Some(p) if p != self.index);
-        if connected && !self.shared.paused() {
+        if connected && !self.shared.paused_to(self.index) {
             self.replicate(role).await?;
             let mut state = lock(&self.shared.nodes[self.index].state);
             let synced = state.applied.is_some();

@@ -88,6 +88,8 @@ pub(crate) struct NodeShared {
     pub replication_error: Mutex<Option<String>>,
     /// True while this node is the primary: its mount lets the app write the database.
     pub writable: Arc<AtomicBool>,
+    /// Replication to this node alone is paused.
+    pub paused: AtomicBool,
 }
 
 /// Replication state of one node.
@@ -124,6 +126,11 @@ impl Shared {
 
     pub fn paused(&self) -> bool {
         self.paused.load(Ordering::SeqCst)
+    }
+
+    /// Replication to node `i` is paused: for the whole cluster, or for it alone.
+    pub fn paused_to(&self, i: usize) -> bool {
+        self.paused() || self.nodes[i].paused.load(Ordering::SeqCst)
     }
 
     pub fn node_state(&self, i: usize) -> NodeState {

@@ -39,9 +39,9 @@ impl ReplicatedDb {
         let cfg = &self.inner.config;
         let deadline = Instant::now() + cfg.write_timeout;
         let remaining = || deadline.saturating_duration_since(Instant::now());
-        // Encoded once, at the first forward: every later attempt sends the same bytes,
-        // under the same key.
-        let mut sent: Option<Bytes> = None;
+        // Encoded once, at the first forward (or the first local run that earns a token):
+        // every later attempt sends the same bytes, under the same key.
+        let mut sent: Option<Sent> = None;
         let mut attempts = Attempts::default();
         let mut pause = RETRY_PAUSE;
         // Since when no primary has been reachable: set when the role says there is none,
@@ -56,14 +56,19 @@ impl ReplicatedDb {
             let role = self.role();
             let result = match &role {
                 Role::Standalone | Role::Primary => {
+                    // A capture wants a token: the run is keyed, so that its record proves
+                    // the commit on other nodes.
+                    if sent.is_none() && crate::consistency::active() && self.position().is_some() {
+                        sent = Some(self.encode(&job)?);
+                    }
                     self.run_here(&job, sent.as_ref(), deadline).await
                 }
                 Role::Replica { primary } => {
-                    let body = match &sent {
-                        Some(b) => b.clone(),
+                    let call = match &sent {
+                        Some(call) => call.clone(),
                         None => sent.insert(self.encode(&job)?).clone(),
                     };
-                    self.forward(&job, primary, &role, body, remaining()).await
+                    self.forward(&job, primary, &role, call, remaining()).await
                 }
                 Role::NoPrimary => {
                     let since = *unreachable_since.get_or_insert_with(Instant::now);
@@ -114,8 +119,9 @@ impl ReplicatedDb {
 
     /// `job`'s request under a fresh idempotency key; one over the body limit is refused
     /// here, before it leaves (every node has the same limit), rather than by the primary.
-    fn encode<J: Job>(&self, job: &J) -> Result<Bytes> {
-        let body = job.request(&idempotency::new_key())?;
+    fn encode<J: Job>(&self, job: &J) -> Result<Sent> {
+        let key = idempotency::new_key();
+        let body = job.request(&key, &self.database_name())?;
         let limit = self.inner.config.max_body_bytes;
         if body.len() > limit {
             return Err(Error::Protocol(format!(
@@ -125,7 +131,7 @@ impl ReplicatedDb {
                 body.len()
             )));
         }
-        Ok(body)
+        Ok(Sent { body, key })
     }
 
     /// Runs `job` on this node, the primary (or standalone), if the writer is free for it by
@@ -133,10 +139,10 @@ impl ReplicatedDb {
     async fn run_here<J: Job>(
         &self,
         job: &J,
-        sent: Option<&Bytes>,
+        sent: Option<&Sent>,
         deadline: Instant,
     ) -> Result<J::Output> {
-        let Some(body) = sent else {
+        let Some(Sent { body, key }) = sent else {
             // Never sent anywhere: no other node can have committed it, so there is no key
             // to honour.
             let attempt = job.clone();
@@ -154,7 +160,9 @@ impl ReplicatedDb {
         let answer = server::run_body(self, J::PATH, body)
             .await
             .map_err(|refused| client::error_from_body(*refused.body))?;
-        Ok(job.answer(&answer).map(|(out, _)| out)?)
+        let (out, txid) = job.answer(&answer)?;
+        self.record_token(txid, key);
+        Ok(out)
     }
 
     /// Sends `job`'s request `body` to `primary` and waits for this replica to catch up with
@@ -167,11 +175,11 @@ impl ReplicatedDb {
         job: &J,
         primary: &str,
         role: &Role,
-        body: Bytes,
+        call: Sent,
         timeout: Duration,
     ) -> Result<J::Output> {
         let base = self.inner.config.primary_url_for(primary, "");
-        let send = self.inner.outbox.send(&base, J::PATH, body, timeout);
+        let send = self.inner.outbox.send(&base, J::PATH, call.body, timeout);
         tokio::pin!(send);
         let answer = tokio::select! {
             answer = &mut send => answer?,
@@ -192,37 +200,27 @@ impl ReplicatedDb {
         };
         match job.answer(&answer) {
             Ok((out, txid)) => {
-                self.wait_for_txid(txid).await?;
+                self.wait_for_commit(txid, &call.key).await?;
+                self.record_token(txid, &call.key);
                 Ok(out)
             }
             // Committed, whatever this node makes of the answer: let the commit reach this
             // replica all the same, so that reading the row back finds it.
             Err(unreadable) => {
                 if let Some(txid) = unreadable.txid {
-                    let _ = self.wait_for_txid(txid).await;
+                    let _ = self.wait_for_commit(txid, &call.key).await;
                 }
                 Err(unreadable.into())
             }
         }
     }
+}
 
-    /// Read-your-writes: waits until the local replica has reached `txid`.
-    async fn wait_for_txid(&self, txid: u64) -> Result<()> {
-        let Some(position) = self.position() else {
-            return Ok(());
-        };
-        let wait = self.inner.config.replication_timeout;
-        position
-            .wait_for(txid, wait)
-            .await
-            .map(drop)
-            .map_err(|t| Error::ReplicationTimeout {
-                txid,
-                local: t.last.txid,
-                waited: t.waited,
-                committed: true,
-            })
-    }
+/// A call's request as sent: its body and the idempotency key in it.
+#[derive(Clone)]
+struct Sent {
+    body: Bytes,
+    key: String,
 }
 
 /// The failed attempts of one call, for the error it ends with.

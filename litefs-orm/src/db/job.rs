@@ -27,8 +27,8 @@ pub(crate) trait Job: Clone + Send + Sync + 'static {
         self,
         txn: &DatabaseTransaction,
     ) -> impl Future<Output = Result<Self::Output, ExecError>> + Send;
-    /// The JSON request body, carrying the call's idempotency key.
-    fn request(&self, key: &str) -> Result<Bytes>;
+    /// The JSON request body for database `db`, carrying the call's idempotency key.
+    fn request(&self, key: &str, db: &str) -> Result<Bytes>;
     /// Decodes the primary's successful answer into the output and the commit's TXID.
     fn answer(&self, body: &[u8]) -> Result<(Self::Output, u64), Unreadable>;
     /// Names the operation in an operation error.
@@ -121,13 +121,14 @@ impl<A: ReplicatedActiveModel> Job for WriteJob<A> {
         Ok(A::__apply(self.op, self.model, txn).await?)
     }
 
-    fn request(&self, key: &str) -> Result<Bytes> {
+    fn request(&self, key: &str, db: &str) -> Result<Bytes> {
         encode(&WriteRequest {
             v: WIRE_VERSION,
             entity: A::__name().to_owned(),
             op: self.op,
             model: self.model.__to_wire(),
             key: key.to_owned(),
+            db: Some(db.to_owned()),
         })
     }
 
@@ -173,12 +174,13 @@ impl<O: Operation> Job for OperationJob<O> {
         operation::run_typed(op, txn).await
     }
 
-    fn request(&self, key: &str) -> Result<Bytes> {
+    fn request(&self, key: &str, db: &str) -> Result<Bytes> {
         encode(&OperationRequest {
             v: WIRE_VERSION,
             operation: O::NAME.to_owned(),
             args: self.args.clone(),
             key: key.to_owned(),
+            db: Some(db.to_owned()),
         })
     }
 

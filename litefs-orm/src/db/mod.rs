@@ -26,6 +26,7 @@ mod connection;
 mod dispatch;
 mod open;
 mod recovery;
+mod wait;
 
 use open::{note_journal_mode, open, wait_for_file};
 use recovery::{MountId, watch_mount};
@@ -139,7 +140,12 @@ impl ReplicatedDb {
         }
         let verifier = Verifier::new(config.rpc_secret.as_deref(), config.max_clock_skew)?;
         let ledger = Ledger::new(config.idempotency_window);
-        let outbox = Outbox::new(transport, config.max_body_bytes);
+        let name = config
+            .database
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let outbox = Outbox::new(transport, config.max_body_bytes, name);
         let mount = config.litefs_mount.as_deref().and_then(MountId::of);
         let db = ReplicatedDb {
             inner: Arc::new(Inner {

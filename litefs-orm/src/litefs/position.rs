@@ -121,6 +121,17 @@ impl PositionTracker {
     }
 }
 
+impl PositionTracker {
+    /// Waits until the position differs from `from` (LiteFS applied a transaction, or
+    /// replaced this replica's history), or `timeout` passes; returns the position then.
+    pub async fn wait_for_change(&self, from: Pos, timeout: Duration) -> Pos {
+        let _waiting = Waiting::new(&self.inner);
+        let mut rx = self.inner.pos.subscribe();
+        let _ = tokio::time::timeout(timeout, rx.wait_for(|p| *p != from)).await;
+        self.last()
+    }
+}
+
 /// The trackers that LiteFS's `tx` events feed, by database name. The role watcher reads
 /// `/events` and hands every event here; cheap to clone.
 #[derive(Clone, Debug, Default)]

@@ -30,7 +30,8 @@ use crate::protocol::wire::{
 /// (or serve it on a port of its own).
 /// Every node serves it: whichever is primary answers, the others refuse with "not primary".
 /// It may be nested under a prefix (`Router::nest("/rpc", ...)`) when every node's
-/// [`primary_url`](crate::Config::primary_url) carries the same prefix.
+/// [`primary_url`](crate::Config::primary_url) carries the same prefix. An app with several
+/// databases serves them all with one [`router_for`].
 ///
 /// ```no_run
 /// # async fn run(db: litefs_orm::ReplicatedDb) {
@@ -42,27 +43,117 @@ use crate::protocol::wire::{
 /// # }
 /// ```
 pub fn router(db: ReplicatedDb) -> Router {
+    router_for([db])
+}
+
+/// The router of [`router`] for several databases of one app (per tenant, or app and
+/// queue), each with its own handle: every request names its database (the handle's
+/// [`database_name`](ReplicatedDb::database_name)), and runs on that handle. Requests that
+/// name none (from replicas of wire version 1) go to the first.
+///
+/// # Panics
+///
+/// With no handle, or two handles on one database: a mistake at start.
+///
+/// ```no_run
+/// # async fn run(app_db: litefs_orm::ReplicatedDb, queue_db: litefs_orm::ReplicatedDb) {
+/// let app = axum::Router::new().merge(litefs_orm::router_for([app_db, queue_db]));
+/// # }
+/// ```
+pub fn router_for(dbs: impl IntoIterator<Item = ReplicatedDb>) -> Router {
+    let mut named: Vec<(String, ReplicatedDb)> = Vec::new();
+    for db in dbs {
+        let name = db.database_name();
+        assert!(
+            named.iter().all(|(n, _)| *n != name),
+            "litefs_orm::router_for: two handles on database {name:?}"
+        );
+        named.push((name, db));
+    }
+    assert!(
+        !named.is_empty(),
+        "litefs_orm::router_for: give at least one handle"
+    );
     Router::new()
         .route(RPC_PATH, post(handle_write))
         .route(OPERATION_PATH, post(handle_operation))
         .route(BATCH_PATH, post(super::endpoint_batch::handle_batch))
-        .with_state(db)
+        .with_state(Databases(Arc::new(named)))
 }
 
-async fn handle_write(State(db): State<ReplicatedDb>, request: Request) -> Response {
-    serve(&db, request, RPC_PATH).await
+/// The databases one endpoint serves, by name; the first serves requests naming none.
+#[derive(Clone)]
+pub(crate) struct Databases(Arc<Vec<(String, ReplicatedDb)>>);
+
+impl Databases {
+    /// The handle that admits requests and signs answers (all share the cluster's secret).
+    pub(crate) fn front(&self) -> &ReplicatedDb {
+        &self.0[0].1
+    }
+
+    /// The handle a request body is for: the database it names (read without decoding the
+    /// rest when there are several), or the first.
+    pub(crate) fn for_body(&self, body: &[u8]) -> Result<&ReplicatedDb, Refusal> {
+        if self.0.len() == 1 {
+            // The request's own decoding checks the name it gives.
+            return Ok(self.front());
+        }
+        #[derive(serde::Deserialize)]
+        struct Named {
+            #[serde(default)]
+            db: Option<String>,
+        }
+        match serde_json::from_slice::<Named>(body)
+            .ok()
+            .and_then(|n| n.db)
+        {
+            None => Ok(self.front()),
+            Some(name) => self
+                .0
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, db)| db)
+                .ok_or_else(|| unknown_database(&name)),
+        }
+    }
 }
 
-async fn handle_operation(State(db): State<ReplicatedDb>, request: Request) -> Response {
-    serve(&db, request, OPERATION_PATH).await
+/// A request for a database this endpoint does not serve.
+pub(crate) fn unknown_database(name: &str) -> Refusal {
+    refuse(
+        StatusCode::NOT_FOUND,
+        ErrorCode::UnknownDatabase,
+        format!("this endpoint serves no database {name:?}"),
+    )
 }
 
-async fn serve(db: &ReplicatedDb, request: Request, path: &str) -> Response {
-    let (nonce, body) = match admit(db, request, path).await {
+/// Refuses a request naming another database than `db`'s.
+pub(crate) fn check_database(db: &ReplicatedDb, named: Option<&str>) -> Result<(), Refusal> {
+    match named {
+        Some(name) if name != db.database_name() => Err(unknown_database(name)),
+        _ => Ok(()),
+    }
+}
+
+async fn handle_write(State(dbs): State<Databases>, request: Request) -> Response {
+    serve(&dbs, request, RPC_PATH).await
+}
+
+async fn handle_operation(State(dbs): State<Databases>, request: Request) -> Response {
+    serve(&dbs, request, OPERATION_PATH).await
+}
+
+async fn serve(dbs: &Databases, request: Request, path: &str) -> Response {
+    let front = dbs.front();
+    let (nonce, body) = match admit(front, request, path).await {
         Ok(admitted) => admitted,
         Err(refused) => return refused.into_response(),
     };
-    answer(db, &nonce, run_body(db, path, &body).await)
+    let result = match dbs.for_body(&body) {
+        Ok(db) => run_body(db, path, &body).await,
+        Err(refused) => Err(refused),
+    };
+    answer(front, &nonce, result)
 }
 
 /// The answer to an admitted request, signed for its nonce: only answers to requests that
@@ -164,6 +255,7 @@ pub(crate) async fn run_body(
 
 async fn run_write(db: &ReplicatedDb, body: &Bytes) -> Result<Bytes, Refusal> {
     let request: WriteRequest = decode(body)?;
+    check_database(db, request.db.as_deref())?;
     let key = key_of(request.key, body)?;
     let v = request.v;
     let Some(handler) = db.registry().entity_handler(&request.entity).cloned() else {
@@ -183,6 +275,7 @@ async fn run_write(db: &ReplicatedDb, body: &Bytes) -> Result<Bytes, Refusal> {
 
 async fn run_operation(db: &ReplicatedDb, body: &Bytes) -> Result<Bytes, Refusal> {
     let request: OperationRequest = decode(body)?;
+    check_database(db, request.db.as_deref())?;
     let key = key_of(request.key, body)?;
     let v = request.v;
     let Some(handler) = db.registry().operation_handler(&request.operation).cloned() else {

@@ -6,19 +6,25 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
 use super::endpoint::{
-    Refusal, admit, answer, check_version, decode_json, encode, refuse, run_body,
+    Databases, Refusal, admit, answer, check_database, check_version, decode_json, encode, refuse,
+    run_body,
 };
 use crate::config::{BATCH_PATH, OPERATION_PATH, RPC_PATH};
 use crate::db::ReplicatedDb;
 use crate::protocol::wire::{BatchRequest, ErrorCode};
 
 /// Serves a batch; the batch's answer is signed as a whole, so every call's answer in it is.
-pub(crate) async fn handle_batch(State(db): State<ReplicatedDb>, request: Request) -> Response {
-    let (nonce, body) = match admit(&db, request, BATCH_PATH).await {
+pub(crate) async fn handle_batch(State(dbs): State<Databases>, request: Request) -> Response {
+    let front = dbs.front();
+    let (nonce, body) = match admit(front, request, BATCH_PATH).await {
         Ok(admitted) => admitted,
         Err(refused) => return refused.into_response(),
     };
-    answer(&db, &nonce, run_batch(&db, &body).await)
+    let result = match dbs.for_body(&body) {
+        Ok(db) => run_batch(db, &body).await,
+        Err(refused) => Err(refused),
+    };
+    answer(front, &nonce, result)
 }
 
 /// Most calls in one batch.
@@ -29,6 +35,7 @@ const MAX_BATCH_CALLS: usize = 256;
 async fn run_batch(db: &ReplicatedDb, body: &[u8]) -> Result<Bytes, Refusal> {
     let batch: BatchRequest<'_> = decode_json(body)?;
     check_version(batch.v)?;
+    check_database(db, batch.db.as_deref())?;
     if batch.calls.is_empty() || batch.calls.len() > MAX_BATCH_CALLS {
         return Err(refuse(
             StatusCode::BAD_REQUEST,

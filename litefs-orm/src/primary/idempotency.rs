@@ -176,6 +176,26 @@ impl Ledger {
     }
 }
 
+/// Whether this node's database holds the record of `key`: the proof that it holds the
+/// commit that wrote it (read on a replica, through `conn`, its read pool).
+pub(crate) async fn is_recorded<C: ConnectionTrait>(
+    conn: &C,
+    key: &str,
+) -> Result<bool, sea_orm::DbErr> {
+    match conn
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            "SELECT 1 FROM _litefs_orm_idempotency WHERE key = ?",
+            [key.into()],
+        ))
+        .await
+    {
+        Ok(row) => Ok(row.is_some()),
+        Err(e) if e.to_string().contains("no such table") => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// The result recorded for `key`, if any; [`ExecError::KeyReused`] when it was recorded
 /// for a request with another body.
 pub(crate) async fn recall<T: DeserializeOwned>(

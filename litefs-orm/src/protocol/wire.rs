@@ -314,6 +314,10 @@ pub struct WriteRequest {
     /// committed this key answers with the recorded result instead of writing again. Every
     /// request carries one, so a replayed request is answered from the record too.
     pub key: String,
+    /// The database it writes to (its file name in the mount), for an endpoint serving
+    /// several ([`router_for`](crate::router_for)); absent: the endpoint's first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db: Option<String>,
 }
 
 /// What a forwarded write produced.
@@ -352,6 +356,9 @@ pub struct OperationRequest {
     pub args: serde_json::Value,
     /// The call's idempotency key, as in [`WriteRequest::key`].
     pub key: String,
+    /// The database, as in [`WriteRequest::db`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db: Option<String>,
 }
 
 /// The primary's answer to a successful operation.
@@ -374,6 +381,9 @@ pub struct OperationResponse {
 pub struct BatchRequest<'a> {
     /// [`WIRE_VERSION`].
     pub v: u32,
+    /// The database every call writes to, as in [`WriteRequest::db`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db: Option<String>,
     /// The calls, answered in this order.
     #[serde(borrow)]
     pub calls: Vec<BatchCall<'a>>,
@@ -431,6 +441,8 @@ pub enum ErrorCode {
     OperationFailed,
     /// The write failed on the primary for another reason (500): nothing was committed.
     Internal,
+    /// The endpoint serves no database of that name (404).
+    UnknownDatabase,
 }
 
 /// The body of every error answer.

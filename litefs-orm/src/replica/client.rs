@@ -109,17 +109,26 @@ impl HttpTransport {
 /// older litefs-orm that signs no answers). What it says cannot be trusted either way.
 fn unverified(url: &str, status: reqwest::StatusCode, why: &str, said: &[u8]) -> Error {
     let said: String = String::from_utf8_lossy(said).chars().take(200).collect();
+    // The endpoint signs no 401 (that would sign for a nonce anyone chose): with secrets
+    // that differ, this is what every write meets.
+    let hint = if status == reqwest::StatusCode::UNAUTHORIZED {
+        "; if the nodes' LITEFS_ORM_SECRET differ, the primary refused the request unread"
+    } else {
+        ""
+    };
     Error::UnverifiedAnswer {
         url: url.to_owned(),
-        reason: format!("the {status} answer ({said}) cannot be trusted: {why}"),
+        reason: format!("the {status} answer ({said}) cannot be trusted: {why}{hint}"),
     }
 }
 
-/// An error answer that litefs-orm's endpoint did not write: a gateway or proxy between the
-/// nodes, or a layer of the primary's app, answered instead. A timeout (408) or a server
-/// error (5xx) may come after the endpoint ran the request, so the write's fate is unknown
-/// and the call is retried under its idempotency key; any other status refused the request
-/// before it reached the endpoint (a missing route, a body limit), so nothing was written.
+/// An error answer that litefs-orm's endpoint did not write (the endpoint signs every
+/// answer to an authenticated request): a gateway or proxy between the nodes, or a layer of
+/// the primary's app, answered instead. A timeout (408) or a server error (5xx) may come
+/// after the endpoint ran the request, so the write's fate is unknown and the call is retried
+/// under its idempotency key. Any other status most likely refused the request before it
+/// reached the endpoint (a missing route, a body limit) — but an unsigned answer cannot prove
+/// it, so it ends the call as [`Error::UnverifiedAnswer`], with what it said and a hint.
 fn foreign_answer(url: &str, status: reqwest::StatusCode, body: &[u8]) -> Error {
     let text: String = String::from_utf8_lossy(body).chars().take(200).collect();
     let said = match text.trim() {
@@ -135,14 +144,17 @@ fn foreign_answer(url: &str, status: reqwest::StatusCode, body: &[u8]) -> Error 
             attempts: 1,
         };
     }
-    if status == reqwest::StatusCode::NOT_FOUND {
-        return Error::Protocol(format!(
-            "{url} {message}: does the primary's app merge `litefs_orm::router(db)` into its \
-             Axum router, and does LITEFS_ORM_PRIMARY_URL or LITEFS_ORM_PRIMARY_URLS point at \
-             that app (with the prefix, when the router is nested under one)?"
-        ));
+    let hint = if status == reqwest::StatusCode::NOT_FOUND {
+        "; does the primary's app merge `litefs_orm::router(db)` into its Axum router, and does \
+         LITEFS_ORM_PRIMARY_URL or LITEFS_ORM_PRIMARY_URLS point at that app (with the prefix, \
+         when the router is nested under one)?"
+    } else {
+        ""
+    };
+    Error::UnverifiedAnswer {
+        url: url.to_owned(),
+        reason: format!("{message}, unsigned{hint}"),
     }
-    Error::Protocol(format!("{url} {message}"))
 }
 
 impl Transport for HttpTransport {
@@ -227,6 +239,10 @@ pub(crate) fn error_from_body(body: ErrorBody) -> Error {
             operation: body.message,
             error: body.error.unwrap_or_default(),
         },
+        ErrorCode::UnknownDatabase => Error::Protocol(format!(
+            "{}: serve every database's handle with `litefs_orm::router_for`",
+            body.message
+        )),
         ErrorCode::BadRequest | ErrorCode::TooLarge | ErrorCode::Internal => {
             Error::Protocol(format!(
                 "the primary refused the request ({:?}): {}",
@@ -283,12 +299,16 @@ mod tests {
     }
 
     #[test]
-    fn a_foreign_refusal_says_nothing_was_written() {
+    fn a_foreign_refusal_cannot_prove_nothing_was_written() {
         for status in [404, 405, 413, 401] {
             let status = StatusCode::from_u16(status).unwrap();
             let e = foreign_answer(URL, status, b"<html>not here</html>");
-            assert!(matches!(e, Error::Protocol(_)), "{status}: {e:?}");
-            assert!(!e.may_be_committed());
+            assert!(
+                matches!(e, Error::UnverifiedAnswer { .. }),
+                "{status}: {e:?}"
+            );
+            assert!(e.may_be_committed());
+            assert!(e.to_string().contains("not here"), "{e}");
         }
     }
 

@@ -42,6 +42,8 @@ pub fn set_coalescing(enabled: bool) {
 /// The replica's queues of calls, by primary base URL.
 pub(crate) struct Outbox {
     transport: Arc<dyn Transport>,
+    /// The database every call of this outbox writes to: a batch names it.
+    db: String,
     /// Largest batch body sent (the primaries' body limit).
     max_body: usize,
     primaries: Mutex<HashMap<String, Lane>>,
@@ -66,9 +68,10 @@ struct Queued {
 }
 
 impl Outbox {
-    pub(crate) fn new(transport: Arc<dyn Transport>, max_body: usize) -> Arc<Self> {
+    pub(crate) fn new(transport: Arc<dyn Transport>, max_body: usize, db: String) -> Arc<Self> {
         Arc::new(Outbox {
             transport,
+            db,
             max_body,
             primaries: Mutex::new(HashMap::new()),
         })
@@ -230,7 +233,7 @@ impl InFlight {
         let result = self
             .outbox
             .transport
-            .send(&url, frame(&calls), timeout)
+            .send(&url, frame(&self.outbox.db, &calls), timeout)
             .await;
         // A batch answer the primary signed but this node cannot split came after the calls
         // ran: each call's fate is unknown, and a retry under its key finds out.
@@ -287,11 +290,12 @@ impl Drop for Dequeue<'_> {
     }
 }
 
-/// The batch request body: each call's body as it is, no re-encoding.
-fn frame(calls: &[Queued]) -> Bytes {
+/// The batch request body for database `db`: each call's body as it is, no re-encoding.
+fn frame(db: &str, calls: &[Queued]) -> Bytes {
     let size: usize = calls.iter().map(|c| c.body.len() + 48).sum();
-    let mut out = Vec::with_capacity(size + 32);
-    out.extend_from_slice(format!("{{\"v\":{WIRE_VERSION},\"calls\":[").as_bytes());
+    let mut out = Vec::with_capacity(size + 64);
+    let db = serde_json::to_string(db).unwrap_or_else(|_| "\"\"".to_owned());
+    out.extend_from_slice(format!("{{\"v\":{WIRE_VERSION},\"db\":{db},\"calls\":[").as_bytes());
     for (i, call) in calls.iter().enumerate() {
         if i > 0 {
             out.push(b',');
@@ -395,7 +399,7 @@ mod tests {
     #[tokio::test]
     async fn a_call_queued_behind_stalled_requests_times_out_unsent_and_not_applied() {
         let silent = Arc::new(Silent::default());
-        let outbox = Outbox::new(silent.clone(), 1 << 20);
+        let outbox = Outbox::new(silent.clone(), 1 << 20, "app.db".into());
         for _ in 0..MAX_IN_FLIGHT {
             let outbox = outbox.clone();
             tokio::spawn(async move {
@@ -425,7 +429,7 @@ mod tests {
             deadline: Instant::now(),
             reply,
         };
-        let framed = frame(&[call]);
+        let framed = frame("app.db", &[call]);
         let batch: crate::protocol::wire::BatchRequest<'_> =
             serde_json::from_slice(&framed).unwrap();
         assert_eq!(batch.calls[0].body.get(), r#"{"v":1, "key":"k"}"#);

@@ -1,0 +1,62 @@
+//! The tokens a piece of work earns: every replicated write made inside [`capture`] (on
+//! this task) adds its token, so a request handler's writes can travel back to the client.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use super::token::{Token, Tokens};
+
+tokio::task_local! {
+    static SESSION: Session;
+}
+
+/// The tokens collected so far by one [`capture`].
+#[derive(Clone, Default)]
+struct Session(Arc<Mutex<Tokens>>);
+
+impl Session {
+    fn merge(&self, tokens: Tokens) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .merge_all(tokens);
+    }
+
+    fn take(&self) -> Tokens {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// Runs `work` and returns, with its output, the tokens of the replicated writes it made
+/// on this task (the latest per database). Writes made by tasks `work` spawns are not seen.
+/// Captures nest: an enclosing capture sees the tokens too.
+///
+/// ```no_run
+/// # async fn run(db: litefs_orm::ReplicatedDb, model: impl litefs_orm::ReplicatedActiveModel) {
+/// use litefs_orm::consistency::capture;
+/// let (saved, tokens) = capture(model.insert_replicated(&db)).await;
+/// // Hand `tokens` to a background job; on any node: `db.wait_for_tokens(&tokens).await`.
+/// # }
+/// ```
+pub async fn capture<F: Future>(work: F) -> (F::Output, Tokens) {
+    let session = Session::default();
+    let out = SESSION.scope(session.clone(), work).await;
+    let tokens = session.take();
+    let _ = SESSION.try_with(|outer| outer.merge(tokens.clone()));
+    (out, tokens)
+}
+
+/// Whether a [`capture`] is running on this task: only then do local writes on the primary
+/// pay for a token (the idempotency record that proves the commit).
+pub(crate) fn active() -> bool {
+    SESSION.try_with(|_| ()).is_ok()
+}
+
+/// Adds `token` to the running [`capture`], if any.
+pub(crate) fn record(token: Token) {
+    let _ = SESSION.try_with(|s| {
+        let mut one = Tokens::default();
+        one.merge(token);
+        s.merge(one);
+    });
+}
