@@ -5,11 +5,13 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use tracing::Instrument;
 
 use super::ReplicatedDb;
 use crate::db::job::Job;
 use crate::error::{DbFailureKind, Error, Result};
 use crate::litefs::role::Role;
+use crate::observe::CallObserver;
 use crate::primary::endpoint as server;
 use crate::primary::executor::in_transaction_until;
 use crate::primary::idempotency;
@@ -32,7 +34,19 @@ impl ReplicatedDb {
     /// answer, a primary change mid-request) are retried against the current primary until
     /// the write deadline: every attempt carries the call's idempotency key, so a primary
     /// that already committed it answers from its record instead of writing again.
+    ///
+    /// The call runs in its `litefs_orm.call` span, and its metrics are recorded as it goes
+    /// ([`crate::observe`]).
     pub(super) async fn dispatch<J: Job>(&self, job: J) -> Result<J::Output> {
+        let mut obs = CallObserver::start(job.name(), job.op());
+        let span = obs.span().clone();
+        let result = self.attempts(job, &mut obs).instrument(span).await;
+        obs.finish(&self.inner.stats, &result);
+        result
+    }
+
+    /// [`dispatch`](Self::dispatch)'s attempts, reported to `obs`.
+    async fn attempts<J: Job>(&self, job: J, obs: &mut CallObserver) -> Result<J::Output> {
         if !self.inner.registry.contains(job.name()) {
             return Err(Error::UnknownEntity(job.name().to_owned()));
         }
@@ -56,14 +70,21 @@ impl ReplicatedDb {
             let role = self.role();
             let result = match &role {
                 Role::Standalone | Role::Primary => {
-                    self.run_here(&job, sent.as_ref(), deadline).await
+                    obs.attempt(&role);
+                    self.run_here(&job, sent.as_ref(), deadline, obs).await
                 }
                 Role::Replica { primary } => {
+                    obs.attempt(&role);
                     let body = match &sent {
                         Some(b) => b.clone(),
-                        None => sent.insert(job.request(&idempotency::new_key())?).clone(),
+                        None => {
+                            let key = idempotency::new_key();
+                            obs.key(&key);
+                            sent.insert(job.request(&key)?).clone()
+                        }
                     };
-                    self.forward(&job, primary, &role, body, remaining()).await
+                    self.forward(&job, primary, &role, body, remaining(), obs)
+                        .await
                 }
                 Role::NoPrimary => {
                     let since = *unreachable_since.get_or_insert_with(Instant::now);
@@ -101,7 +122,7 @@ impl ReplicatedDb {
             {
                 unreachable_since = None;
             }
-            tracing::debug!(error = %error, "replicated write not done; retrying");
+            obs.retry(&error);
             attempts.failed(error);
             self.refresh_role();
             self.inner
@@ -119,6 +140,7 @@ impl ReplicatedDb {
         job: &J,
         sent: Option<&Bytes>,
         deadline: Instant,
+        obs: &CallObserver,
     ) -> Result<J::Output> {
         let Some(body) = sent else {
             // Never sent anywhere: no other node can have committed it, so there is no key
@@ -129,7 +151,10 @@ impl ReplicatedDb {
             })
             .await;
             return match ran {
-                Ok((out, _)) => Ok(out),
+                Ok((out, txid)) => {
+                    obs.committed(txid);
+                    Ok(out)
+                }
                 Err(e) => Err(self.resolve(e).await.into_error(None)),
             };
         };
@@ -138,7 +163,9 @@ impl ReplicatedDb {
         let answer = server::run_body(self, J::PATH, body)
             .await
             .map_err(|refused| client::error_from_body(*refused.body))?;
-        job.answer(&answer).map(|(out, _)| out)
+        let (out, txid) = job.answer(&answer)?;
+        obs.committed(txid);
+        Ok(out)
     }
 
     /// Sends `job`'s request `body` to `primary` and waits for this replica to catch up with
@@ -153,7 +180,9 @@ impl ReplicatedDb {
         role: &Role,
         body: Bytes,
         timeout: Duration,
+        obs: &CallObserver,
     ) -> Result<J::Output> {
+        let started = Instant::now();
         let base = self.inner.config.primary_url_for(primary, "");
         let send = self.inner.outbox.send(&base, J::PATH, body, timeout);
         tokio::pin!(send);
@@ -175,7 +204,14 @@ impl ReplicatedDb {
             }
         };
         let (out, txid) = job.answer(&answer)?;
-        self.wait_for_txid(txid).await?;
+        obs.forwarded(started.elapsed());
+        obs.committed(txid);
+        let waiting = Instant::now();
+        let waited = self.wait_for_txid(txid).await;
+        obs.waited(waiting.elapsed());
+        let local = self.position().map_or(0, |p| p.last().txid);
+        self.inner.stats.primary_at(txid, local);
+        waited?;
         Ok(out)
     }
 
@@ -276,5 +312,7 @@ impl Attempts {
     }
 }
 
+#[cfg(test)]
+mod observed;
 #[cfg(test)]
 mod tests;

@@ -58,11 +58,14 @@ async fn handle_operation(State(db): State<ReplicatedDb>, request: Request) -> R
 async fn serve(db: &ReplicatedDb, request: Request, path: &str) -> Response {
     let body = match admit(db, request, path).await {
         Ok(body) => body,
-        Err(refused) => return refused.into_response(),
+        Err(refused) => return refused.observed().into_response(),
     };
     match run_body(db, path, &body).await {
-        Ok(answer) => ([(header::CONTENT_TYPE, "application/json")], answer).into_response(),
-        Err(refused) => refused.into_response(),
+        Ok(answer) => {
+            db.stats().served();
+            ([(header::CONTENT_TYPE, "application/json")], answer).into_response()
+        }
+        Err(refused) => refused.observed().into_response(),
     }
 }
 
@@ -71,6 +74,14 @@ async fn serve(db: &ReplicatedDb, request: Request, path: &str) -> Response {
 pub(crate) struct Refusal {
     pub(crate) status: StatusCode,
     pub(crate) body: Box<ErrorBody>,
+}
+
+impl Refusal {
+    /// Counts this refusal and logs it ([`crate::observe`]).
+    pub(crate) fn observed(self) -> Self {
+        crate::observe::primary::refused(&self.body.code, &self.body.message);
+        self
+    }
 }
 
 impl IntoResponse for Refusal {
@@ -285,7 +296,10 @@ where
         Box::pin(async move { idempotency::recall(txn, &key).await })
     });
     match recall.await? {
-        Ok((Some(recorded), txid)) => Ok((recorded, txid)),
+        Ok((Some(recorded), txid)) => {
+            crate::observe::primary::replayed();
+            Ok((recorded, txid))
+        }
         Ok((None, _)) => Err(exec_error(db, operation, failure).await),
         Err(e) => Err(exec_error(db, operation, e).await),
     }

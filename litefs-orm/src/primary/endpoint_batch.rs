@@ -13,11 +13,11 @@ use crate::protocol::wire::{BatchRequest, ErrorCode, WIRE_VERSION};
 pub(crate) async fn handle_batch(State(db): State<ReplicatedDb>, request: Request) -> Response {
     let body = match admit(&db, request, BATCH_PATH).await {
         Ok(body) => body,
-        Err(refused) => return refused.into_response(),
+        Err(refused) => return refused.observed().into_response(),
     };
     match run_batch(&db, &body).await {
         Ok(answer) => ([(header::CONTENT_TYPE, "application/json")], answer).into_response(),
-        Err(refused) => refused.into_response(),
+        Err(refused) => refused.observed().into_response(),
     }
 }
 
@@ -60,8 +60,11 @@ async fn run_batch(db: &ReplicatedDb, body: &[u8]) -> Result<Bytes, Refusal> {
             out.push(b',');
         }
         let (status, answer) = match result {
-            Ok(answer) => (StatusCode::OK, answer),
-            Err(refused) => (refused.status, encode(&*refused.body)?),
+            Ok(answer) => {
+                db.stats().served();
+                (StatusCode::OK, answer)
+            }
+            Err(refused) => (refused.status, encode(&*refused.observed().body)?),
         };
         out.extend_from_slice(format!("{{\"status\":{},\"body\":", status.as_u16()).as_bytes());
         out.extend_from_slice(&answer);
