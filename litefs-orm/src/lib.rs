@@ -59,6 +59,7 @@ pub mod prelude {
 
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::observe::record_forwarded_call;
     pub use crate::primary::group_commit::set_group_commit;
     pub use crate::replica::outbox::set_coalescing;
     pub use sea_orm;
