@@ -158,7 +158,7 @@ fn millis(d: Duration) -> f64 {
 
 impl Error {
     /// The kind of error, as a short fixed string: the `outcome` label of
-    /// [`CALLS_TOTAL`](crate::observe::metrics::CALLS_TOTAL) and the `kind` field of the warning a
+    /// [`CALLS_TOTAL`] and the `kind` field of the warning a
     /// failed call logs.
     ///
     /// ```
