@@ -59,6 +59,14 @@ pub(crate) fn refused(code: &ErrorCode, message: &str) {
     }
 }
 
+impl crate::primary::endpoint::Refusal {
+    /// Counts this refusal and logs it ([`refused`]); for the endpoint's answers.
+    pub(crate) fn observed(self) -> Self {
+        refused(&self.body.code, &self.body.message);
+        self
+    }
+}
+
 /// The `reason` label of an error code.
 fn reason(code: &ErrorCode) -> &'static str {
     match code {

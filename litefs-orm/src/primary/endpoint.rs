@@ -76,14 +76,6 @@ pub(crate) struct Refusal {
     pub(crate) body: Box<ErrorBody>,
 }
 
-impl Refusal {
-    /// Counts this refusal and logs it ([`crate::observe`]).
-    pub(crate) fn observed(self) -> Self {
-        crate::observe::primary::refused(&self.body.code, &self.body.message);
-        self
-    }
-}
-
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         (self.status, axum::Json(*self.body)).into_response()
