@@ -11,6 +11,7 @@ pub mod codec;
 pub mod cores;
 pub mod entity;
 pub mod latency;
+pub mod observe;
 pub mod reads;
 pub mod report;
 pub mod stats;
@@ -39,8 +40,8 @@ pub struct Options {
     pub nonce_crowd: usize,
     /// Length of each throughput phase. Full: 2 s; quick: 0.4 s.
     pub phase: Duration,
-    /// Run only this section (`codec`, `reads`, `latency`, `throughput`, `cores`); `None`:
-    /// all.
+    /// Run only this section (`codec`, `reads`, `latency`, `observe`, `throughput`,
+    /// `cores`); `None`: all.
     pub only: Option<String>,
     /// The bench binary, started as the replica node of the `cores` section. Default: this
     /// executable.
@@ -104,13 +105,19 @@ pub async fn run(opts: &Options) -> Result<Report> {
     if wanted("codec") {
         codec::run(opts, &mut report)?;
     }
-    if ["reads", "latency", "throughput"].iter().any(|s| wanted(s)) {
+    if ["reads", "latency", "observe", "throughput"]
+        .iter()
+        .any(|s| wanted(s))
+    {
         let bench = cluster::Bench::start().await?;
         if wanted("reads") {
             reads::run(&bench, opts, &mut report).await?;
         }
         if wanted("latency") {
             latency::run(&bench, opts, &mut report).await?;
+        }
+        if wanted("observe") {
+            observe::run(&bench, opts, &mut report).await?;
         }
         if wanted("throughput") {
             throughput::run(&bench, opts, &mut report).await?;

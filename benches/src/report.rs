@@ -15,6 +15,8 @@ pub enum Unit {
     Ratio,
     /// Bytes.
     Bytes,
+    /// A share of another figure of this run, in percent.
+    Percent,
 }
 
 /// One measured or derived number.
@@ -72,6 +74,13 @@ pub const EXPECTED: &[&str] = &[
     "path.intake.p50",
     "path.statement",
     "path.pos_read",
+    "observe.off.p50",
+    "observe.on.p50",
+    "observe.on_over_off",
+    "observe.paired_ratio",
+    "observe.instrumentation.off",
+    "observe.instrumentation.on",
+    "observe.instrumentation_share",
     "wire.request_bytes",
     "wire.answer_bytes",
     "wire.encode",
@@ -182,6 +191,7 @@ impl Report {
                 Unit::PerSec => format!("{:.0} /s", f.value),
                 Unit::Ratio => format!("{:.3}×", f.value),
                 Unit::Bytes => format!("{:.0} B", f.value),
+                Unit::Percent => format!("{:.2} %", f.value),
             };
             let _ = writeln!(out, "| {} | {value} | `{}` |", f.label, f.key);
         }

@@ -9,6 +9,7 @@ pub mod consistency;
 mod db;
 pub mod error;
 pub mod litefs;
+pub mod observe;
 mod primary;
 mod protocol;
 mod replica;
@@ -35,6 +36,7 @@ pub use db::ReplicatedDb;
 pub use error::{DbFailure, DbFailureKind, Error, Result};
 pub use litefs::role::Role;
 pub use litefs::{position, role};
+pub use observe::NodeStatus;
 pub use primary::endpoint::{router, router_for};
 pub use primary::idempotency::TABLE as IDEMPOTENCY_TABLE;
 pub use protocol::{auth, wire};
@@ -58,6 +60,7 @@ pub mod prelude {
 
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::observe::record_forwarded_call;
     pub use crate::primary::group_commit::set_group_commit;
     pub use crate::replica::outbox::set_coalescing;
     pub use sea_orm;

@@ -3,6 +3,7 @@
 
 pub mod endpoint;
 pub mod entities;
+pub mod observe;
 pub mod operations;
 pub mod proxy;
 pub mod real;

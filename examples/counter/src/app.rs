@@ -18,16 +18,47 @@ use sea_orm::EntityTrait;
 use serde::Serialize;
 use tokio::net::TcpListener;
 
+use crate::cluster::Rates;
 use crate::html::{self, Committed, CountedView};
 use crate::page_view::{self, CountView};
+use crate::{cluster, cluster_page, telemetry};
+use metrics_exporter_prometheus::PrometheusHandle;
 
-/// What every handler shares: the database handle and this node's name.
+/// What every handler shares: the database handle, this node's name, and what the cluster
+/// views need.
 #[derive(Clone, Debug)]
 pub struct AppState {
     /// The replicated database: local reads, operations run on the primary.
     pub db: ReplicatedDb,
     /// This node's name, shown on every page.
     pub node: Arc<str>,
+    /// The other nodes' base URLs (`COUNTER_PEERS`), asked for their status.
+    pub peers: Arc<[String]>,
+    /// This node's forwarded-call rates.
+    pub rates: Arc<Rates>,
+    /// Renders `/metrics`; `None` when the process installed no recorder.
+    pub metrics: Option<PrometheusHandle>,
+    /// Asks peers for their status.
+    pub client: reqwest::Client,
+}
+
+impl AppState {
+    /// The state of node `node` on `db`, knowing of `peers`.
+    pub fn new(
+        db: ReplicatedDb,
+        node: &str,
+        peers: Vec<String>,
+        metrics: Option<PrometheusHandle>,
+    ) -> Self {
+        AppState {
+            db,
+            node: Arc::from(node),
+            peers: peers.into(),
+            rates: Arc::default(),
+            metrics,
+            client: reqwest::Client::new(),
+        }
+    }
 }
 
 /// The registry of every node: the one operation the counter runs on the primary.
@@ -56,19 +87,28 @@ pub fn router(state: AppState) -> Router {
         .route("/pages/{name}", get(page))
         .route("/api/counts", get(counts))
         .route("/health", get(health))
+        .route("/metrics", get(telemetry::metrics))
+        .route("/api/node", get(cluster::node))
+        .route("/api/cluster", get(cluster::cluster))
+        .route("/cluster", get(cluster_page::page))
         .with_state(state.clone())
         .merge(litefs_orm::router(state.db))
 }
 
-/// Serves the app on `listener` until `shutdown` completes, then lets requests in flight finish.
+/// Serves the app on `listener` until `shutdown` completes, then lets requests in flight
+/// finish; samples the forwarded-call rates meanwhile.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    let (rates, db) = (state.rates.clone(), state.db.clone());
+    let sampler = tokio::spawn(async move { rates.sample(db).await });
+    let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    sampler.abort();
+    served
 }
 
 async fn home(State(state): State<AppState>) -> Response {

@@ -132,6 +132,11 @@ pub fn error_page(title: &str, message: &str, committed: Committed, node: &str) 
 }
 
 fn document(title: &str, body: &str) -> String {
+    document_with(title, "", body)
+}
+
+/// A page titled `title` with `head` added to its `<head>` and `body` in its frame.
+pub fn document_with(title: &str, head: &str, body: &str) -> String {
     format!(
         r#"<!doctype html>
 <html lang="en">
@@ -149,6 +154,7 @@ dt {{ color: #666; }} dd {{ margin: 0; font-family: ui-monospace, monospace; }}
 nav a, p a {{ color: #6b3fd4; }}
 #error {{ color: #a4161a; }}
 </style>
+{head}
 </head>
 <body><main>
 {body}

@@ -6,11 +6,11 @@
 //! any of them. Commands on stdin pause and resume replication or move the primary.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use anyhow::{Context, bail, ensure};
 use litefs_orm::{Config, ReplicatedDb};
 use litefs_orm_testkit::{Cluster, ClusterOptions, ReplicaWrites};
+use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
@@ -26,7 +26,12 @@ pub const MAX_NODES: usize = 9;
 
 /// Runs `nodes` nodes, node `i` on `base`'s port + `i` (every one on a free port when
 /// `base`'s port is 0), until `shutdown`.
-pub async fn run(nodes: usize, base: SocketAddr, shutdown: Shutdown) -> anyhow::Result<()> {
+pub async fn run(
+    nodes: usize,
+    base: SocketAddr,
+    metrics: PrometheusHandle,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
     ensure!(
         (1..=MAX_NODES).contains(&nodes),
         "--local-cluster takes 1 to {MAX_NODES} nodes, not {nodes}"
@@ -72,10 +77,13 @@ pub async fn run(nodes: usize, base: SocketAddr, shutdown: Shutdown) -> anyhow::
         config.primary_url = "http://{primary}".into();
         config.rpc_secret = Some(SECRET.into());
         let db = app::open(config).await?;
-        let state = AppState {
-            db: db.clone(),
-            node: Arc::from(hostnames[i].as_str()),
-        };
+        // Every node knows the others; `/metrics` is the process's, all nodes together.
+        let peers = hostnames
+            .iter()
+            .filter(|h| **h != hostnames[i])
+            .map(|h| format!("http://{h}"))
+            .collect();
+        let state = AppState::new(db.clone(), &hostnames[i], peers, Some(metrics.clone()));
         servers.push(tokio::spawn(app::serve(listener, state, shutdown.wait())));
         dbs.push(db);
     }

@@ -6,24 +6,26 @@
 //! (`page_view::CountView`) that runs on the primary in one transaction, from whichever node
 //! served the view, so concurrent views from every node are all counted.
 //!
-//! Configuration comes from the environment: `COUNTER_ADDR` or `PORT`, `COUNTER_NODE`
+//! Configuration comes from the environment: `COUNTER_ADDR` or `PORT`, `COUNTER_NODE`, `COUNTER_PEERS`
 //! (see `settings.rs`), litefs-orm's `LITEFS_ORM_*` (no `LITEFS_ORM_MOUNT`: standalone on a
 //! local SQLite file), and `RUST_LOG`.
 //!
 //! [`Operation`]: litefs_orm::Operation
 
 mod app;
+mod cluster;
+mod cluster_page;
 mod html;
 mod local_cluster;
 mod page_view;
 mod settings;
 mod shutdown;
-
-use std::sync::Arc;
+mod telemetry;
 
 use anyhow::Context;
 use clap::Parser;
 use litefs_orm::Config;
+use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -36,7 +38,7 @@ use crate::shutdown::Shutdown;
 #[command(
     name = "counter",
     about = "A page-view counter on LiteFS: views counted from any node land on the primary",
-    after_help = "Environment: COUNTER_ADDR (default 127.0.0.1:8080) or PORT, COUNTER_NODE, \
+    after_help = "Environment: COUNTER_ADDR (default 127.0.0.1:8080) or PORT, COUNTER_NODE, COUNTER_PEERS, \
                   RUST_LOG, and litefs-orm's LITEFS_ORM_* (no LITEFS_ORM_MOUNT: standalone on \
                   LITEFS_ORM_DATABASE, default app.db). See examples/counter/README.md."
 )]
@@ -57,15 +59,20 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let settings = Settings::from_env()?;
+    let metrics = telemetry::install()?;
     let shutdown = Shutdown::on_signals();
     match args.local_cluster {
-        Some(nodes) => local_cluster::run(nodes, settings.addr, shutdown).await,
-        None => run_node(settings, shutdown).await,
+        Some(nodes) => local_cluster::run(nodes, settings.addr, metrics, shutdown).await,
+        None => run_node(settings, metrics, shutdown).await,
     }
 }
 
 /// One node, configured by `LITEFS_ORM_*`: standalone, or on a LiteFS mount.
-async fn run_node(settings: Settings, shutdown: Shutdown) -> anyhow::Result<()> {
+async fn run_node(
+    settings: Settings,
+    metrics: PrometheusHandle,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
     let config = Config::from_env()?;
     let database = config.db_path();
     let db = app::open(config).await?;
@@ -83,10 +90,7 @@ async fn run_node(settings: Settings, shutdown: Shutdown) -> anyhow::Result<()> 
         db.role(),
         database.display()
     );
-    let state = AppState {
-        db,
-        node: Arc::from(node),
-    };
+    let state = AppState::new(db, &node, settings.peers, Some(metrics));
     app::serve(listener, state, shutdown.wait()).await?;
     tracing::info!("stopped");
     Ok(())

@@ -14,12 +14,15 @@ pub const DEFAULT_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALH
 /// | `COUNTER_ADDR` | address to listen on, e.g. `[::]:8080` | `127.0.0.1:8080` |
 /// | `PORT` | port to listen on, on every IPv4 interface (`0.0.0.0:$PORT`); ignored when `COUNTER_ADDR` is set | unset |
 /// | `COUNTER_NODE` | this node's name on the page | `FLY_MACHINE_ID` (with `FLY_REGION`), else the listen address |
+/// | `COUNTER_PEERS` | the other nodes' base URLs, comma-separated, e.g. `http://n2:8080,http://n3:8080`, for `/cluster` | none (the primary is always asked) |
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settings {
     /// Address to listen on; port 0 picks a free port.
     pub addr: SocketAddr,
     /// This node's name, when configured; otherwise the listen address is used.
     pub node: Option<String>,
+    /// The other nodes' base URLs.
+    pub peers: Vec<String>,
 }
 
 impl Settings {
@@ -56,7 +59,30 @@ impl Settings {
         if node.as_ref().is_some_and(|n| n.len() > 200) {
             bail!("COUNTER_NODE is longer than 200 characters");
         }
-        Ok(Settings { addr, node })
+        let peers = nonempty("COUNTER_PEERS")
+            .map(|list| {
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .map(check_peer)
+                    .collect::<anyhow::Result<Vec<_>>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
+        Ok(Settings { addr, node, peers })
+    }
+}
+
+/// A peer's base URL, checked: `http://` or `https://` and a host.
+fn check_peer(url: &str) -> anyhow::Result<String> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"));
+    match rest {
+        Some(host) if !host.trim_end_matches('/').is_empty() => {
+            Ok(url.trim_end_matches('/').to_owned())
+        }
+        _ => bail!("COUNTER_PEERS holds base URLs such as http://n2:8080, got {url:?}"),
     }
 }
 
@@ -113,6 +139,22 @@ mod tests {
         let s = Settings::from_lookup(lookup(&[("COUNTER_NODE", "n1"), ("FLY_MACHINE_ID", "x")]))
             .unwrap();
         assert_eq!(s.node.as_deref(), Some("n1"));
+    }
+
+    #[test]
+    fn peers_are_a_comma_separated_list_of_base_urls() {
+        let s = Settings::from_lookup(lookup(&[(
+            "COUNTER_PEERS",
+            "http://n2:8080/, http://n3:8080,",
+        )]))
+        .unwrap();
+        assert_eq!(s.peers, ["http://n2:8080", "http://n3:8080"]);
+    }
+
+    #[test]
+    fn a_peer_that_is_not_a_url_names_the_variable() {
+        let err = Settings::from_lookup(lookup(&[("COUNTER_PEERS", "n2:8080")])).unwrap_err();
+        assert!(err.to_string().contains("COUNTER_PEERS"), "{err}");
     }
 
     #[test]

@@ -5,11 +5,13 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use tracing::Instrument;
 
 use super::ReplicatedDb;
 use crate::db::job::Job;
 use crate::error::{DbFailureKind, Error, Result};
 use crate::litefs::role::Role;
+use crate::observe::CallObserver;
 use crate::primary::endpoint as server;
 use crate::primary::executor::in_transaction_until;
 use crate::primary::idempotency;
@@ -32,7 +34,19 @@ impl ReplicatedDb {
     /// answer, a primary change mid-request) are retried against the current primary until
     /// the write deadline: every attempt carries the call's idempotency key, so a primary
     /// that already committed it answers from its record instead of writing again.
+    ///
+    /// The call runs in its `litefs_orm.call` span, and its metrics are recorded as it goes
+    /// ([`crate::observe`]).
     pub(super) async fn dispatch<J: Job>(&self, job: J) -> Result<J::Output> {
+        let mut obs = CallObserver::start(job.name(), job.op());
+        let span = obs.span().clone();
+        let result = self.attempts(job, &mut obs).instrument(span).await;
+        obs.finish(&self.inner.stats, &result);
+        result
+    }
+
+    /// [`dispatch`](Self::dispatch)'s attempts, reported to `obs`.
+    async fn attempts<J: Job>(&self, job: J, obs: &mut CallObserver) -> Result<J::Output> {
         if !self.inner.registry.contains(job.name()) {
             return Err(Error::UnknownEntity(job.name().to_owned()));
         }
@@ -56,19 +70,28 @@ impl ReplicatedDb {
             let role = self.role();
             let result = match &role {
                 Role::Standalone | Role::Primary => {
+                    obs.attempt(&role);
                     // A capture wants a token: the run is keyed, so that its record proves
                     // the commit on other nodes.
                     if sent.is_none() && crate::consistency::active() && self.position().is_some() {
-                        sent = Some(self.encode(&job)?);
+                        let call = self.encode(&job)?;
+                        obs.key(&call.key);
+                        sent = Some(call);
                     }
-                    self.run_here(&job, sent.as_ref(), deadline).await
+                    self.run_here(&job, sent.as_ref(), deadline, obs).await
                 }
                 Role::Replica { primary } => {
+                    obs.attempt(&role);
                     let call = match &sent {
                         Some(call) => call.clone(),
-                        None => sent.insert(self.encode(&job)?).clone(),
+                        None => {
+                            let call = self.encode(&job)?;
+                            obs.key(&call.key);
+                            sent.insert(call).clone()
+                        }
                     };
-                    self.forward(&job, primary, &role, call, remaining()).await
+                    self.forward(&job, primary, &role, call, remaining(), obs)
+                        .await
                 }
                 Role::NoPrimary => {
                     let since = *unreachable_since.get_or_insert_with(Instant::now);
@@ -106,7 +129,7 @@ impl ReplicatedDb {
             {
                 unreachable_since = None;
             }
-            tracing::debug!(error = %error, "replicated write not done; retrying");
+            obs.retry(&error);
             attempts.failed(error);
             self.refresh_role();
             self.inner
@@ -141,6 +164,7 @@ impl ReplicatedDb {
         job: &J,
         sent: Option<&Sent>,
         deadline: Instant,
+        obs: &CallObserver,
     ) -> Result<J::Output> {
         let Some(Sent { body, key }) = sent else {
             // Never sent anywhere: no other node can have committed it, so there is no key
@@ -151,7 +175,10 @@ impl ReplicatedDb {
             })
             .await;
             return match ran {
-                Ok((out, _)) => Ok(out),
+                Ok((out, txid)) => {
+                    obs.committed(txid);
+                    Ok(out)
+                }
                 Err(e) => Err(self.resolve(e).await.into_error(None)),
             };
         };
@@ -162,6 +189,7 @@ impl ReplicatedDb {
             .map_err(|refused| client::error_from_body(*refused.body))?;
         let (out, txid) = job.answer(&answer)?;
         self.record_token(txid, key);
+        obs.committed(txid);
         Ok(out)
     }
 
@@ -177,7 +205,9 @@ impl ReplicatedDb {
         role: &Role,
         call: Sent,
         timeout: Duration,
+        obs: &CallObserver,
     ) -> Result<J::Output> {
+        let started = Instant::now();
         let base = self.inner.config.primary_url_for(primary, "");
         let send = self.inner.outbox.send(&base, J::PATH, call.body, timeout);
         tokio::pin!(send);
@@ -200,7 +230,14 @@ impl ReplicatedDb {
         };
         match job.answer(&answer) {
             Ok((out, txid)) => {
-                self.wait_for_commit(txid, &call.key).await?;
+                obs.forwarded(started.elapsed());
+                obs.committed(txid);
+                let waiting = Instant::now();
+                let waited = self.wait_for_commit(txid, &call.key).await;
+                obs.waited(waiting.elapsed());
+                let local = self.position().map_or(0, |p| p.last().txid);
+                self.inner.stats.primary_at(txid, local);
+                waited?;
                 self.record_token(txid, &call.key);
                 Ok(out)
             }
@@ -303,5 +340,7 @@ impl Attempts {
     }
 }
 
+#[cfg(test)]
+mod observed;
 #[cfg(test)]
 mod tests;

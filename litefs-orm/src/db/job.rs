@@ -22,6 +22,8 @@ pub(crate) trait Job: Clone + Send + Sync + 'static {
     const PATH: &'static str;
     /// Its registered name.
     fn name(&self) -> &'static str;
+    /// What it does, as the `op` label of its metrics.
+    fn op(&self) -> &'static str;
     /// Runs it in `txn` on this node.
     fn local(
         self,
@@ -117,6 +119,10 @@ impl<A: ReplicatedActiveModel> Job for WriteJob<A> {
         A::__name()
     }
 
+    fn op(&self) -> &'static str {
+        crate::observe::op_label(self.op)
+    }
+
     async fn local(self, txn: &DatabaseTransaction) -> Result<Applied<A>, ExecError> {
         Ok(A::__apply(self.op, self.model, txn).await?)
     }
@@ -166,6 +172,10 @@ impl<O: Operation> Job for OperationJob<O> {
 
     fn name(&self) -> &'static str {
         O::NAME
+    }
+
+    fn op(&self) -> &'static str {
+        crate::observe::RUN
     }
 
     async fn local(self, txn: &DatabaseTransaction) -> Result<O::Output, ExecError> {

@@ -15,6 +15,7 @@ use crate::db::job::{OperationJob, WriteJob};
 use crate::error::{Error, Result};
 use crate::litefs::position::PositionTracker;
 use crate::litefs::role::{Role, RoleWatch};
+use crate::observe::Stats;
 use crate::primary::group_commit::Committer;
 use crate::primary::idempotency::Ledger;
 use crate::protocol::auth::Verifier;
@@ -26,6 +27,7 @@ mod connection;
 mod dispatch;
 mod open;
 mod recovery;
+mod status;
 mod wait;
 
 use open::{note_journal_mode, open, wait_for_file};
@@ -72,6 +74,8 @@ struct Inner {
     reopening: tokio::sync::Mutex<Option<Instant>>,
     /// How many times the connections were reopened.
     reopened: AtomicU64,
+    /// What [`ReplicatedDb::status`] reports beside the role and position.
+    stats: Stats,
 }
 
 impl std::fmt::Debug for ReplicatedDb {
@@ -161,10 +165,12 @@ impl ReplicatedDb {
                 mount: Mutex::new(mount),
                 reopening: tokio::sync::Mutex::new(None),
                 reopened: AtomicU64::new(0),
+                stats: Stats::default(),
             }),
         };
         if db.inner.config.litefs_mount.is_some() {
             tokio::spawn(watch_mount(Arc::downgrade(&db.inner)));
+            tokio::spawn(status::sample(Arc::downgrade(&db.inner)));
         }
         Ok(db)
     }

@@ -316,6 +316,7 @@ fn publish(tx: &watch::Sender<Role>, role: Role) {
     tx.send_if_modified(|cur| {
         if *cur != role {
             tracing::info!(from = %cur, to = %role, "LiteFS role changed");
+            crate::observe::primary::role_changed(&role);
             *cur = role;
             true
         } else {

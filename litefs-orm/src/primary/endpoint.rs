@@ -147,10 +147,16 @@ async fn serve(dbs: &Databases, request: Request, path: &str) -> Response {
     let front = dbs.front();
     let (nonce, body) = match admit(front, request, path).await {
         Ok(admitted) => admitted,
-        Err(refused) => return refused.into_response(),
+        Err(refused) => return refused.observed().into_response(),
     };
     let result = match dbs.for_body(&body) {
-        Ok(db) => run_body(db, path, &body).await,
+        Ok(db) => {
+            let ran = run_body(db, path, &body).await;
+            if ran.is_ok() {
+                db.stats().served();
+            }
+            ran
+        }
         Err(refused) => Err(refused),
     };
     answer(front, &nonce, result)
@@ -162,10 +168,13 @@ async fn serve(dbs: &Databases, request: Request, path: &str) -> Response {
 pub(super) fn answer(db: &ReplicatedDb, nonce: &str, result: Result<Bytes, Refusal>) -> Response {
     let (status, body) = match result {
         Ok(body) => (StatusCode::OK, body),
-        Err(refused) => match encode(&*refused.body) {
-            Ok(body) => (refused.status, body),
-            Err(unencodable) => return unencodable.into_response(),
-        },
+        Err(refused) => {
+            let refused = refused.observed();
+            match encode(&*refused.body) {
+                Ok(body) => (refused.status, body),
+                Err(unencodable) => return unencodable.into_response(),
+            }
+        }
     };
     let signature = db.verifier().sign_answer(nonce, status.as_u16(), &body);
     let mut response = (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
@@ -383,7 +392,10 @@ where
     let key = Arc::new(key);
     if key.may_be_repeat() {
         match recall(db, key.clone()).await? {
-            Ok((Some(recorded), txid)) => return Ok((recorded, txid)),
+            Ok((Some(recorded), txid)) => {
+                crate::observe::primary::replayed();
+                return Ok((recorded, txid));
+            }
             Ok((None, _)) => {}
             Err(e) => return Err(exec_error(db, operation, e).await),
         }
@@ -399,7 +411,10 @@ where
         Err(e) => return Err(exec_error(db, operation, e).await),
     };
     match recall(db, key).await? {
-        Ok((Some(recorded), txid)) => Ok((recorded, txid)),
+        Ok((Some(recorded), txid)) => {
+            crate::observe::primary::replayed();
+            Ok((recorded, txid))
+        }
         Ok((None, _)) => Err(exec_error(db, operation, failure).await),
         Err(e) => Err(exec_error(db, operation, e).await),
     }

@@ -18,7 +18,7 @@ pub(crate) async fn handle_batch(State(dbs): State<Databases>, request: Request)
     let front = dbs.front();
     let (nonce, body) = match admit(front, request, BATCH_PATH).await {
         Ok(admitted) => admitted,
-        Err(refused) => return refused.into_response(),
+        Err(refused) => return refused.observed().into_response(),
     };
     let result = match dbs.for_body(&body) {
         Ok(db) => run_batch(db, &body).await,
@@ -67,8 +67,11 @@ async fn run_batch(db: &ReplicatedDb, body: &[u8]) -> Result<Bytes, Refusal> {
             out.push(b',');
         }
         let (status, answer) = match result {
-            Ok(answer) => (StatusCode::OK, answer),
-            Err(refused) => (refused.status, encode(&*refused.body)?),
+            Ok(answer) => {
+                db.stats().served();
+                (StatusCode::OK, answer)
+            }
+            Err(refused) => (refused.status, encode(&*refused.observed().body)?),
         };
         out.extend_from_slice(format!("{{\"status\":{},\"body\":", status.as_u16()).as_bytes());
         out.extend_from_slice(&answer);

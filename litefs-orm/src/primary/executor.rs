@@ -21,6 +21,7 @@ use crate::error::{DbFailure, DbFailureKind, SqliteFailure, classify};
 use crate::litefs::position::PositionTracker;
 use crate::primary::group_commit::{self as batch, Committer};
 use crate::protocol::wire::WireError;
+use tracing::Instrument;
 
 /// Why a write failed on this node.
 #[derive(Debug, thiserror::Error)]
@@ -192,7 +193,9 @@ where
     batch::as_writing(committer, async move {
         match batch::enter(committer) {
             batch::Entry::Alone(owner) => {
-                let result = solo(&committer.writer(), committer.position.as_ref(), work).await;
+                let result = solo(&committer.writer(), committer.position.as_ref(), work)
+                    .instrument(crate::observe::primary::commit_span(true))
+                    .await;
                 drop(owner);
                 result
             }
@@ -214,7 +217,7 @@ where
     let txn = begin(writer).await?;
     let Some(position) = position else {
         let value = work(&txn).await?;
-        txn.commit().await?;
+        commit(txn, 0).await?;
         return Ok((value, 0));
     };
     let before = total_changes(&txn).await?;
@@ -222,8 +225,17 @@ where
     let wrote = total_changes(&txn).await? != before;
     // Under the write lock when `wrote`: see the module docs.
     let pos = position.read().map_err(ExecError::Position)?;
+    let txid = if wrote { pos.txid + 1 } else { pos.txid };
+    commit(txn, txid).await?;
+    Ok((value, txid))
+}
+
+/// Commits a write that ran alone, as TXID `txid`, and records it.
+async fn commit(txn: DatabaseTransaction, txid: u64) -> Result<(), DbErr> {
+    let committing = Instant::now();
     txn.commit().await?;
-    Ok((value, if wrote { pos.txid + 1 } else { pos.txid }))
+    crate::observe::primary::committed(1, committing.elapsed(), txid);
+    Ok(())
 }
 
 /// Opens a write transaction with `BEGIN IMMEDIATE`: it takes SQLite's write lock up front,

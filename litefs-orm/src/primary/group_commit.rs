@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
 use crate::BoxFut;
 use crate::litefs::position::PositionTracker;
@@ -303,7 +304,9 @@ impl Drop for Leading {
 
 async fn lead(mut leading: Leading) {
     while let Some(first) = leading.committer.next_or_retire() {
-        leader::run_batch(&leading.committer, first).await;
+        leader::run_batch(&leading.committer, first)
+            .instrument(crate::observe::primary::commit_span(false))
+            .await;
     }
     leading.finished = true;
 }

@@ -191,8 +191,14 @@ impl Deployment {
         let logs = log_dir(test);
         let mut nodes = Vec::new();
         let mut envs = Vec::new();
-        for (i, port) in ports.into_iter().enumerate() {
+        for (i, &port) in ports.iter().enumerate() {
             let http = litefs.http_addr(i).expect("the stand-in's HTTP API");
+            // Every node knows the others' apps, for `/api/cluster`.
+            let peers: Vec<String> = ports
+                .iter()
+                .filter(|p| **p != port)
+                .map(|p| format!("http://127.0.0.1:{p}"))
+                .collect();
             let env = vec![
                 ("LITEFS_ORM_MOUNT", litefs.mount(i).display().to_string()),
                 ("LITEFS_ORM_DATABASE", "app.db".to_owned()),
@@ -203,6 +209,7 @@ impl Deployment {
                     "LITEFS_ORM_REPLICATION_TIMEOUT_MS",
                     setup.replication_timeout.as_millis().to_string(),
                 ),
+                ("COUNTER_PEERS", peers.join(",")),
             ];
             let log = logs.join(format!("n{}.log", i + 1));
             nodes.push(Node::spawn(port, &env, &logs, log));

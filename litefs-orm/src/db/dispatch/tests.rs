@@ -14,7 +14,7 @@ use crate::litefs::role::RoleWatch;
 use crate::replica::client::Transport;
 
 #[derive(serde::Serialize, serde::Deserialize)]
-struct Noop;
+pub(super) struct Noop;
 
 impl Operation for Noop {
     const NAME: &'static str = "noop";
@@ -26,9 +26,9 @@ impl Operation for Noop {
 }
 
 /// A primary that is gone: every request is refused after `delay`, before it is sent.
-struct Refused {
-    delay: Duration,
-    sent: AtomicUsize,
+pub(super) struct Refused {
+    pub(super) delay: Duration,
+    pub(super) sent: AtomicUsize,
 }
 
 impl Transport for Refused {
@@ -54,7 +54,7 @@ impl Transport for Refused {
 const PRIMARY_WAIT: Duration = Duration::from_millis(300);
 
 /// A replica handle on a fresh database whose role the returned sender sets.
-async fn replica(
+pub(super) async fn replica(
     dir: &tempfile::TempDir,
     transport: Arc<dyn Transport>,
     role: Role,
@@ -77,7 +77,7 @@ async fn replica(
     (db, tx)
 }
 
-fn replica_of_n1() -> Role {
+pub(super) fn replica_of_n1() -> Role {
     Role::Replica {
         primary: "n1".into(),
     }

@@ -147,7 +147,7 @@ pub(super) async fn run_batch(committer: &Committer, first: Ticket) {
     }
     #[cfg(test)]
     super::tests::record(committer, writes);
-    commit(txn, members, position).await;
+    commit(txn, members, position, writes).await;
 }
 
 /// Reads `-pos` under the write lock, commits, answers every member.
@@ -155,6 +155,7 @@ async fn commit(
     txn: Arc<DatabaseTransaction>,
     members: Members,
     position: Option<&PositionTracker>,
+    writes: usize,
 ) {
     if members.waiting.is_empty() {
         return rollback(txn).await;
@@ -166,8 +167,10 @@ async fn commit(
     let Some(txn) = sole(txn) else {
         return members.fail(&stopped());
     };
+    let committing = Instant::now();
     match txn.commit().await {
         Ok(()) => {
+            crate::observe::primary::committed(writes, committing.elapsed(), txid);
             for m in members.waiting {
                 let _ = m.send(Ok(txid));
             }
