@@ -1,6 +1,6 @@
 //! Fuzzes every decoder run on untrusted bytes: the request envelopes and an entity's wire
 //! form (on the primary), the answers and the answer signature check (on a replica), and the
-//! LiteFS file formats. None may panic.
+//! LiteFS file formats, and consistency tokens (none accepted unsigned). None may panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -52,6 +52,13 @@ fuzz_target!(|data: &[u8]| {
         &String::from_utf8_lossy(signature),
     );
     if let Ok(text) = std::str::from_utf8(data) {
+        let secret = b"a fuzzing secret of some length";
+        let (tokens, _) = litefs_orm::consistency::Tokens::decode(
+            text,
+            secret,
+            std::time::Duration::from_secs(60),
+        );
+        assert!(tokens.is_empty(), "an unsigned token was accepted: {text:?}");
         let _ = text.parse::<litefs_orm::litefs::Pos>();
         let _ = litefs_orm::litefs::parse_lag(text);
     }

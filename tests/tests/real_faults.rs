@@ -172,7 +172,7 @@ async fn replicas_writes_fail_as_not_committed_while_the_primarys_app_is_down_an
 /// the new primary (LiteFS replicates asynchronously: a commit the new primary never received
 /// would be lost, and a replica that had it rolled back).
 #[tokio::test]
-async fn a_planned_primary_change_under_load_loses_and_duplicates_no_acknowledged_write() {
+async fn a_planned_primary_change_under_load_loses_duplicates_and_hides_no_acknowledged_write() {
     let mut c = real::start(delete_mode()).await;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut writers = Vec::new();
@@ -186,6 +186,14 @@ async fn a_planned_primary_change_under_load_loses_and_duplicates_no_acknowledge
                 let title = format!("w{w}-{n}");
                 n += 1;
                 if post::new(&title).insert_replicated(&db).await.is_ok() {
+                    // Read-your-writes through the change: acknowledged means here already
+                    // (when this node's LiteFS, restarting for the change, can be read).
+                    if let Ok(posts) = post::Entity::find().all(&db).await {
+                        assert!(
+                            posts.iter().any(|p| p.title == title),
+                            "{title} missing on node {w} when acknowledged"
+                        );
+                    }
                     acknowledged.push(title);
                 }
             }

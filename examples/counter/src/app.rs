@@ -11,8 +11,9 @@ use anyhow::Context;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
+use litefs_orm::consistency::ConsistencyLayer;
 use litefs_orm::{Config, DbFailure, Error, OpError, Registry, ReplicatedDb, Role, migrate};
 use sea_orm::EntityTrait;
 use serde::Serialize;
@@ -80,11 +81,17 @@ pub async fn open(config: Config) -> anyhow::Result<ReplicatedDb> {
     Ok(db)
 }
 
-/// The app's routes merged with litefs-orm's RPC router.
+/// The app's routes merged with litefs-orm's RPC router. The app's routes sit behind
+/// litefs-orm's consistency layer: a request carrying the token of a view this client
+/// counted (a cookie for the browser, a header for API clients) is answered, by any node,
+/// only once that node has the view.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(home))
         .route("/pages/{name}", get(page))
+        .route("/pages/{name}/views", post(count_and_redirect))
+        .route("/pages/{name}/count", get(show_count))
+        .route("/api/pages/{name}/views", post(api_count_view))
         .route("/api/counts", get(counts))
         .route("/health", get(health))
         .route("/metrics", get(telemetry::metrics))
@@ -92,6 +99,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/cluster", get(cluster::cluster))
         .route("/cluster", get(cluster_page::page))
         .with_state(state.clone())
+        .layer(ConsistencyLayer::new(state.db.clone()))
         .merge(litefs_orm::router(state.db))
 }
 
@@ -121,6 +129,85 @@ async fn page(State(state): State<AppState>, Path(name): Path<String>) -> Respon
         return (StatusCode::BAD_REQUEST, Html(body)).into_response();
     }
     count_view(&state, &name).await
+}
+
+/// `POST /pages/{name}/views` (the page's form): counts one view, then sends the browser
+/// to `GET /pages/{name}/count` (303), which shows it — on whichever node serves that
+/// request, since the response's cookie makes that node wait for the view.
+async fn count_and_redirect(State(state): State<AppState>, Path(name): Path<String>) -> Response {
+    if let Err(why) = html::check_page_name(&name) {
+        let body = html::error_page("No such page", &why, Committed::No, &state.node);
+        return (StatusCode::BAD_REQUEST, Html(body)).into_response();
+    }
+    let counted = state.db.run(CountView { page: name.clone() }).await;
+    match counted {
+        Ok(_) => (
+            StatusCode::SEE_OTHER,
+            [(header::LOCATION, format!("/pages/{name}/count"))],
+        )
+            .into_response(),
+        Err(e) => failure(&state, &name, &e),
+    }
+}
+
+/// `GET /pages/{name}/count`: the page's count as this node's replica has it, counting
+/// nothing.
+async fn show_count(State(state): State<AppState>, Path(name): Path<String>) -> Response {
+    if let Err(why) = html::check_page_name(&name) {
+        let body = html::error_page("No such page", &why, Committed::No, &state.node);
+        return (StatusCode::BAD_REQUEST, Html(body)).into_response();
+    }
+    match page_view::Entity::find_by_id(name.clone())
+        .one(&state.db)
+        .await
+    {
+        Ok(row) => {
+            let role = state.db.role();
+            Html(html::counted_page(&CountedView {
+                page: &name,
+                count: row.map_or(0, |r| r.count),
+                node: &state.node,
+                role: &role,
+                txid: state.db.local_position().map(|p| p.txid),
+            }))
+            .into_response()
+        }
+        Err(e) => {
+            let message = e.to_string();
+            let body = html::error_page(
+                "Cannot read the count",
+                &message,
+                Committed::No,
+                &state.node,
+            );
+            (StatusCode::INTERNAL_SERVER_ERROR, Html(body)).into_response()
+        }
+    }
+}
+
+/// `POST /api/pages/{name}/views`: counts one view; answers the new count as JSON, with
+/// the view's token in the `x-litefs-orm-token` header for the client's next request.
+async fn api_count_view(State(state): State<AppState>, Path(name): Path<String>) -> Response {
+    if let Err(why) = html::check_page_name(&name) {
+        let body = serde_json::json!({ "error": why });
+        return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+    }
+    match state.db.run(CountView { page: name.clone() }).await {
+        Ok(count) => {
+            let body = serde_json::json!({ "page": name, "count": count, "node": &*state.node });
+            Json(body).into_response()
+        }
+        Err(e) => {
+            let status = match &e {
+                OpError::Replicated(err) if err.may_be_committed() => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            let body = serde_json::json!({ "error": e.to_string() });
+            (status, Json(body)).into_response()
+        }
+    }
 }
 
 /// Counts one view of `page` on the primary and renders the count it returned.

@@ -82,6 +82,7 @@ pub fn counted_page(v: &CountedView<'_>) -> String {
 <dt>LiteFS TXID here</dt><dd id="txid">{txid}</dd>
 </dl>
 <p>Reload to count another view. Every view is counted once, on the primary, whichever node serves it.</p>
+<form id="count-form" method="post" action="/pages/{page}/views"><button>Count a view and come back</button></form>
 <nav><a href="/">home</a> · <a href="/pages/about">about</a> · <a href="/pages/blog">blog</a> · <a href="/api/counts">all counts (JSON)</a></nav>"#,
         count = v.count,
         node = escape(v.node),

@@ -7,85 +7,10 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use support::{Deployment, count, counts, element};
-
-/// Where Debian's `chromium` package installs the browser.
-const DEFAULT_CHROMIUM: &str = "/usr/bin/chromium";
-/// Longest one browser run may take.
-const BROWSER_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn chromium() -> PathBuf {
-    let path = std::env::var_os("CHROMIUM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_CHROMIUM));
-    assert!(
-        path.exists(),
-        "no Chromium at {}: install it with `sudo apt-get install -y chromium` (Debian), \
-         run `scripts/test` as root (it installs it), or set CHROMIUM to the browser's path",
-        path.display()
-    );
-    path
-}
-
-/// Runs headless Chromium on `url` with `args`; returns its stdout. Panics with its output
-/// if it fails or takes longer than a minute.
-fn browse(work: &Path, args: &[&str], url: &str) -> String {
-    let profile = tempfile::tempdir_in(work).expect("a fresh browser profile");
-    let (out_path, err_path) = (work.join("chromium.out"), work.join("chromium.err"));
-    let mut child = Command::new(chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .args(args)
-        .arg(url)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out_path).unwrap())
-        .stderr(std::fs::File::create(&err_path).unwrap())
-        .spawn()
-        .expect("start chromium");
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("poll chromium") {
-            break status;
-        }
-        if start.elapsed() > BROWSER_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "chromium {args:?} {url} still running after {BROWSER_TIMEOUT:?}:\n{}",
-                std::fs::read_to_string(&err_path).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
-    assert!(
-        status.success(),
-        "chromium {args:?} {url}: {status}\n{stdout}\n{}",
-        std::fs::read_to_string(&err_path).unwrap_or_default()
-    );
-    stdout
-}
-
-/// `target/test-output/`, beside `CARGO_TARGET_TMPDIR` (`target/tmp`).
-fn output_dir() -> PathBuf {
-    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let dir = tmp.parent().unwrap_or(tmp).join("test-output");
-    std::fs::create_dir_all(&dir).expect("create the test output directory");
-    dir
-}
+use support::chrome::{browse, output_dir};
+use support::{Deployment, count, counts, element, split};
 
 /// One deployment and one browser at a time: together they would crowd a small machine.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -120,7 +45,7 @@ fn screenshot(work: &Path, page: &str, file: &str) -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_renders_a_replicas_count_and_node_and_sees_it_rise_on_reload() {
     let _serial = SERIAL.lock().await;
-    let browser = chromium();
+    let browser = support::chrome::chromium();
     let d = Deployment::start("browser", Duration::from_secs(5)).await;
     let work = d.nodes[0].log.parent().unwrap().to_owned();
     let (primary, replica) = (&d.nodes[0], &d.nodes[1]);
@@ -171,7 +96,7 @@ fn row<'a>(dom: &'a str, name: &str) -> &'a str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_draws_the_cluster_page_with_the_replicas_behind_marked() {
     let _serial = SERIAL.lock().await;
-    let browser = chromium();
+    let browser = support::chrome::chromium();
     let d = Deployment::start("browser-cluster", Duration::from_secs(5)).await;
     let work = d.nodes[0].log.parent().unwrap().to_owned();
     let (primary, replica) = (&d.nodes[0], &d.nodes[1]);
@@ -213,4 +138,32 @@ async fn chromium_draws_the_cluster_page_with_the_replicas_behind_marked() {
         browser.display(),
         screenshot.display()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_posts_a_view_on_one_node_and_sees_it_on_another_after_the_redirect() {
+    let _serial = SERIAL.lock().await;
+    let d = Deployment::start("browser-session", Duration::from_secs(5)).await;
+    let work = d.nodes[0].log.parent().unwrap().to_owned();
+    // Node 3 holds no new transaction until a moment after the redirect: without the
+    // session's cookie it would show the page without the view.
+    d.litefs.pause_replication_to(2);
+    let (balancer, _lb) = split::start(d.url(1), d.url(2)).await;
+    let start = format!("{balancer}/start/session");
+    let browsing = tokio::task::spawn_blocking(move || {
+        browse(
+            &work,
+            &["--dump-dom", "--virtual-time-budget=20000"],
+            &start,
+        )
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    d.litefs.resume_replication_to(2);
+    let dom = browsing.await.unwrap();
+    assert_eq!(
+        element(&dom, "node").as_deref(),
+        Some(d.nodes[2].name.as_str()),
+        "{dom}"
+    );
+    assert_eq!(count(&dom), Some(1), "{dom}");
 }

@@ -178,3 +178,21 @@ async fn every_node_shows_its_own_role_and_the_same_primary() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_client_carrying_its_token_sees_its_view_on_another_node() {
+    let _serial = SERIAL.lock().await;
+    let d = Deployment::start("session-api", Duration::from_secs(5)).await;
+    // Node 3 holds no new transaction until a moment after the view: without the token it
+    // would answer without it.
+    d.litefs.pause_replication_to(2);
+    let client = reqwest::Client::new();
+    let token = support::api_view(&client, d.url(1), "api-session").await;
+    let resume = async {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        d.litefs.resume_replication_to(2);
+    };
+    let (seen, ()) = tokio::join!(support::counts_with(&client, d.url(2), &token), resume);
+    assert_eq!(seen["counts"]["api-session"], 1, "{seen}");
+    assert_eq!(seen["node"], d.nodes[2].name.as_str());
+}

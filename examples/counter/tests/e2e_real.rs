@@ -152,3 +152,39 @@ async fn while_the_primarys_app_is_killed_replica_views_fail_uncounted_and_count
         "the failed view was not counted: {body}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_real_litefs_an_api_client_carrying_its_token_sees_each_view_on_another_node() {
+    let _serial = SERIAL.lock().await;
+    let d = RealDeployment::start("real-session-api", Duration::from_secs(10)).await;
+    let client = reqwest::Client::new();
+    for n in 1..=20 {
+        let token = support::api_view(&client, d.url(1), "real-api-session").await;
+        let seen = support::counts_with(&client, d.url(2), &token).await;
+        assert_eq!(seen["counts"]["real-api-session"], n, "{seen}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_real_litefs_chromium_posts_a_view_on_one_node_and_sees_it_on_another() {
+    let _serial = SERIAL.lock().await;
+    let d = RealDeployment::start("real-session-browser", Duration::from_secs(10)).await;
+    let work = d.logs.clone();
+    let (balancer, _lb) = support::split::start(d.url(1), d.url(2)).await;
+    let start = format!("{balancer}/start/real-session");
+    let dom = tokio::task::spawn_blocking(move || {
+        support::chrome::browse(
+            &work,
+            &["--dump-dom", "--virtual-time-budget=20000"],
+            &start,
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        support::element(&dom, "node").as_deref(),
+        Some(d.nodes[2].name.as_str()),
+        "{dom}"
+    );
+    assert_eq!(count(&dom), Some(1), "{dom}");
+}

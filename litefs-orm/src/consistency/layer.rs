@@ -15,7 +15,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::session::capture;
-use super::token::{MAX_DATABASES, MAX_TOKEN_LEN, Tokens};
+use super::token::{MAX_DATABASES, MAX_TOKEN_LEN, TokenError, Tokens};
 use crate::db::ReplicatedDb;
 
 /// The cookie tokens ride in, unless renamed.
@@ -181,7 +181,7 @@ where
         Box::pin(async move {
             let carried = match settings.read_tokens(request.headers()) {
                 Ok(tokens) => tokens,
-                Err(refused) => return Ok(refused),
+                Err(why) => return Ok((StatusCode::BAD_REQUEST, why.to_string()).into_response()),
             };
             let stale = !carried.is_empty() && !settings.holds(&carried).await;
             if stale && let OnStale::Unavailable { retry_after } = settings.on_stale {
@@ -223,9 +223,8 @@ impl Settings {
             .unwrap_or_default()
     }
 
-    /// The tokens the request carries (header first, then cookie), or the answer that
-    /// refuses it.
-    fn read_tokens(&self, headers: &HeaderMap) -> Result<Tokens, Response> {
+    /// The tokens the request carries (header first, then cookie), or why it is refused.
+    fn read_tokens(&self, headers: &HeaderMap) -> Result<Tokens, TokenError> {
         let Some(secret) = self.secret() else {
             return Ok(Tokens::default());
         };
@@ -241,7 +240,7 @@ impl Settings {
             if let Some(why) = refused.first() {
                 tracing::debug!(error = %why, "consistency token not honoured");
                 if self.bad_tokens == BadTokens::Refuse {
-                    return Err((StatusCode::BAD_REQUEST, why.to_string()).into_response());
+                    return Err(why.clone());
                 }
             }
             tokens.merge_all(read);

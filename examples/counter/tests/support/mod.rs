@@ -4,7 +4,9 @@
 // Each test file uses a part of this module.
 #![allow(dead_code)]
 
+pub mod chrome;
 pub mod load;
+pub mod split;
 
 use std::fs::File;
 use std::net::TcpListener;
@@ -307,4 +309,35 @@ pub async fn counts(client: &reqwest::Client, url: &str) -> serde_json::Value {
     let body = response.text().await.expect("the counts' body");
     assert!(status.is_success(), "{url}/api/counts: {status}: {body}");
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("{url}/api/counts: {e}: {body}"))
+}
+
+/// Counts a view of `page` through node `url`'s API; returns the session token it answered
+/// with (the `x-litefs-orm-token` header).
+pub async fn api_view(client: &reqwest::Client, url: &str, page: &str) -> String {
+    let response = client
+        .post(format!("{url}/api/pages/{page}/views"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("POST {url}/api/pages/{page}/views: {e:?}"));
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+    response
+        .headers()
+        .get("x-litefs-orm-token")
+        .expect("the view's token")
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// `GET /api/counts` on node `url`, carrying the session token `token`.
+pub async fn counts_with(client: &reqwest::Client, url: &str, token: &str) -> serde_json::Value {
+    client
+        .get(format!("{url}/api/counts"))
+        .header("x-litefs-orm-token", token)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}/api/counts: {e:?}"))
+        .json()
+        .await
+        .expect("the counts as JSON")
 }

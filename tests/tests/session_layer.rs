@@ -1,0 +1,226 @@
+//! The consistency layer: a session's writes come back as a token (header and cookie), and a
+//! later request carrying it waits, on any node, until that node holds those writes.
+
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::post as post_route;
+use litefs_orm::ReplicatedActiveModel;
+use litefs_orm::ReplicatedDb;
+use litefs_orm::consistency::{BadTokens, ConsistencyLayer, OnStale};
+use litefs_orm_tests::entities::post;
+use litefs_orm_tests::{Served, TestCluster};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+
+const HEADER: &str = "x-litefs-orm-token";
+
+async fn create(State(db): State<ReplicatedDb>, Path(title): Path<String>) -> StatusCode {
+    match post::new(&title).insert_replicated(&db).await {
+        Ok(_) => StatusCode::CREATED,
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+async fn show(State(db): State<ReplicatedDb>, Path(title): Path<String>) -> StatusCode {
+    let found = post::Entity::find()
+        .filter(post::Column::Title.eq(title))
+        .one(&db)
+        .await
+        .unwrap();
+    match found {
+        Some(_) => StatusCode::OK,
+        None => StatusCode::NOT_FOUND,
+    }
+}
+
+/// Node `i`'s app: `POST /posts/{title}` creates, `GET /posts/{title}` shows, behind a
+/// consistency layer that `configure` sets up.
+async fn app(
+    c: &TestCluster,
+    i: usize,
+    configure: impl Fn(ConsistencyLayer) -> ConsistencyLayer,
+) -> (String, Served) {
+    let db = c.db(i).clone();
+    let router = axum::Router::new()
+        .route("/posts/{title}", post_route(create).get(show))
+        .with_state(db.clone())
+        .layer(configure(ConsistencyLayer::new(db)));
+    TestCluster::serve(router).await
+}
+
+async fn token_of(response: reqwest::Response) -> String {
+    assert_eq!(response.status(), 201);
+    response
+        .headers()
+        .get(HEADER)
+        .expect("the token header")
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+#[tokio::test]
+async fn a_write_answers_with_its_token_in_a_header_and_a_cookie() {
+    let c = TestCluster::start().await;
+    let (url, _s) = app(&c, 1, |l| l).await;
+    let resp = client()
+        .post(format!("{url}/posts/a"))
+        .send()
+        .await
+        .unwrap();
+    let cookie = resp
+        .headers()
+        .get("set-cookie")
+        .expect("a cookie")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let token = token_of(resp).await;
+    assert!(
+        cookie.starts_with(&format!("litefs_orm_token={token};")),
+        "{cookie}"
+    );
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+}
+
+#[tokio::test]
+async fn a_request_that_writes_nothing_gets_no_token() {
+    let c = TestCluster::start().await;
+    let (url, _s) = app(&c, 1, |l| l).await;
+    let resp = client().get(format!("{url}/posts/a")).send().await.unwrap();
+    assert!(resp.headers().get(HEADER).is_none());
+    assert!(resp.headers().get("set-cookie").is_none());
+}
+
+#[tokio::test]
+async fn a_request_carrying_the_token_sees_the_write_on_another_node() {
+    let c = TestCluster::start().await;
+    c.litefs.set_replication_delay(Duration::from_millis(300));
+    let (writer, _w) = app(&c, 1, |l| l).await;
+    let (reader, _r) = app(&c, 2, |l| l).await;
+    let token = token_of(
+        client()
+            .post(format!("{writer}/posts/b"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let resp = client()
+        .get(format!("{reader}/posts/b"))
+        .header(HEADER, &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn a_cookie_carries_the_token_as_the_header_does() {
+    let c = TestCluster::start().await;
+    c.litefs.set_replication_delay(Duration::from_millis(300));
+    let (writer, _w) = app(&c, 1, |l| l).await;
+    let (reader, _r) = app(&c, 2, |l| l).await;
+    let token = token_of(
+        client()
+            .post(format!("{writer}/posts/c"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let resp = client()
+        .get(format!("{reader}/posts/c"))
+        .header("cookie", format!("theme=dark; litefs_orm_token={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn past_the_bound_a_request_is_answered_503_with_retry_after() {
+    let c = TestCluster::start().await;
+    c.litefs.pause_replication_to(2);
+    let (writer, _w) = app(&c, 1, |l| l).await;
+    let (reader, _r) = app(&c, 2, |l| l.wait(Duration::from_millis(200))).await;
+    let token = token_of(
+        client()
+            .post(format!("{writer}/posts/d"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let resp = client()
+        .get(format!("{reader}/posts/d"))
+        .header(HEADER, &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.headers().get("retry-after").unwrap(), "1");
+}
+
+#[tokio::test]
+async fn past_the_bound_a_request_can_be_served_and_marked_stale() {
+    let c = TestCluster::start().await;
+    c.litefs.pause_replication_to(2);
+    let (writer, _w) = app(&c, 1, |l| l).await;
+    let (reader, _r) = app(&c, 2, |l| {
+        l.wait(Duration::from_millis(200)).on_stale(OnStale::Serve)
+    })
+    .await;
+    let token = token_of(
+        client()
+            .post(format!("{writer}/posts/e"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let resp = client()
+        .get(format!("{reader}/posts/e"))
+        .header(HEADER, &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    assert_eq!(resp.headers().get("x-litefs-orm-stale").unwrap(), "1");
+}
+
+#[tokio::test]
+async fn a_forged_token_is_ignored() {
+    let c = TestCluster::start().await;
+    let (url, _s) = app(&c, 1, |l| l).await;
+    let forged = "1.6170702e6462.ffff.aa.1.00112233445566778899aabbccddeeff";
+    let resp = client()
+        .get(format!("{url}/posts/f"))
+        .header(HEADER, forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    assert!(resp.headers().get("x-litefs-orm-stale").is_none());
+}
+
+#[tokio::test]
+async fn a_forged_token_is_refused_when_so_configured() {
+    let c = TestCluster::start().await;
+    let (url, _s) = app(&c, 1, |l| l.bad_tokens(BadTokens::Refuse)).await;
+    let resp = client()
+        .get(format!("{url}/posts/g"))
+        .header(HEADER, "garbage")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+}
