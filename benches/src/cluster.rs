@@ -23,10 +23,32 @@ use tokio::task::JoinHandle;
 use crate::entity::item;
 use crate::stats::Samples;
 
+/// The replication timeout of a handle that does not wait for replication: the shortest a
+/// configuration takes (zero is refused). A forwarded write then returns "committed,
+/// replication still behind" almost at once, which the harness counts as written.
+pub const NO_WAIT: Duration = Duration::from_millis(1);
+
 /// The RPC secret of the benchmark cluster.
 pub const SECRET: &str = "benchmark secret, 32 bytes long..";
 /// A no-op route on the primary's server: one loopback HTTP round trip, nothing else.
 pub const NOOP_PATH: &str = "/bench/noop";
+
+/// The no-op route: answers the body's length, signed for the request as the endpoint signs
+/// its answers (the transport trusts no other), so the round trip costs what one does.
+async fn noop(headers: axum::http::HeaderMap, body: Bytes) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let answer = body.len().to_string();
+    let nonce = headers
+        .get(litefs_orm::auth::NONCE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let signature = litefs_orm::auth::sign_answer(SECRET.as_bytes(), nonce, 200, answer.as_bytes());
+    (
+        [(litefs_orm::auth::ANSWER_SIGNATURE_HEADER, signature)],
+        answer,
+    )
+        .into_response()
+}
 
 /// Durations recorded while switched on; shared between a timer and the harness.
 #[derive(Clone, Default)]
@@ -165,7 +187,7 @@ impl Bench {
         let no_wait = Config::litefs(litefs.mount(1), "app.db")
             .with_primary_url("http://{primary}")
             .with_rpc_secret(SECRET)
-            .with_replication_timeout(Duration::ZERO);
+            .with_replication_timeout(NO_WAIT);
         let replica_no_wait =
             ReplicatedDb::connect_with_transport(no_wait, registry(), transport.clone()).await?;
         Ok(Bench {
@@ -198,10 +220,7 @@ impl Bench {
                 handler.clone(),
                 timed_handler,
             ))
-            .route(
-                NOOP_PATH,
-                axum::routing::post(|body: Bytes| async move { body.len().to_string() }),
-            );
+            .route(NOOP_PATH, axum::routing::post(noop));
         let addr = listener.local_addr()?;
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;

@@ -148,9 +148,9 @@ fn cpu_time(pid: u32) -> Duration {
 /// answers each with its writes per second.
 pub async fn serve_replica_node(mount: PathBuf) -> Result<()> {
     let db = ReplicatedDb::connect(config(&mount), registry()).await?;
-    // A zero replication timeout: a forwarded write returns "committed, replication still
-    // behind" at once, which `phase` counts as written.
-    let no_wait = config(&mount).with_replication_timeout(Duration::ZERO);
+    // No wait for replication: a forwarded write returns "committed, replication still
+    // behind" almost at once, which `phase` counts as written.
+    let no_wait = config(&mount).with_replication_timeout(crate::cluster::NO_WAIT);
     let no_wait = ReplicatedDb::connect(no_wait, registry()).await?;
     let mut stdout = tokio::io::stdout();
     stdout.write_all(b"ready\n").await?;

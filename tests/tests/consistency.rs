@@ -38,15 +38,17 @@ async fn abandoned_history(replication_timeout: Duration) -> TestCluster {
     })
     .await;
     c.litefs.pause_replication_to(1);
+    let before = c.litefs.pos(0).txid;
     for i in 0..3 {
         post::new(&format!("old history {i}"))
             .insert_replicated(c.db(0))
             .await
             .unwrap();
     }
-    let primary_at = c.litefs.pos(0);
+    // The primary's `-pos` shows the commits a moment after them; node 2 follows it.
     until("node 2 has node 0's writes", || {
-        c.litefs.pos(2) == primary_at
+        let primary = c.litefs.pos(0);
+        primary.txid > before && c.litefs.pos(2) == primary
     })
     .await;
     c.litefs.pause_replication_to(2);

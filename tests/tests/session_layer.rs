@@ -64,6 +64,28 @@ fn client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
+/// Creates post `title` through the app at `url`; returns the token it answered with.
+async fn create_through(url: &str, title: &str) -> String {
+    token_of(
+        client()
+            .post(format!("{url}/posts/{title}"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+/// Shows post `title` through the app at `url`, the request carrying `header: value`.
+async fn show_through(url: &str, title: &str, header: &str, value: &str) -> reqwest::Response {
+    client()
+        .get(format!("{url}/posts/{title}"))
+        .header(header, value)
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_write_answers_with_its_token_in_a_header_and_a_cookie() {
     let c = TestCluster::start().await;
@@ -106,20 +128,8 @@ async fn a_request_carrying_the_token_sees_the_write_on_another_node() {
     c.litefs.set_replication_delay(Duration::from_millis(300));
     let (writer, _w) = app(&c, 1, |l| l).await;
     let (reader, _r) = app(&c, 2, |l| l).await;
-    let token = token_of(
-        client()
-            .post(format!("{writer}/posts/b"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    let resp = client()
-        .get(format!("{reader}/posts/b"))
-        .header(HEADER, &token)
-        .send()
-        .await
-        .unwrap();
+    let token = create_through(&writer, "b").await;
+    let resp = show_through(&reader, "b", HEADER, &token).await;
     assert_eq!(resp.status(), 200);
 }
 
@@ -129,20 +139,9 @@ async fn a_cookie_carries_the_token_as_the_header_does() {
     c.litefs.set_replication_delay(Duration::from_millis(300));
     let (writer, _w) = app(&c, 1, |l| l).await;
     let (reader, _r) = app(&c, 2, |l| l).await;
-    let token = token_of(
-        client()
-            .post(format!("{writer}/posts/c"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    let resp = client()
-        .get(format!("{reader}/posts/c"))
-        .header("cookie", format!("theme=dark; litefs_orm_token={token}"))
-        .send()
-        .await
-        .unwrap();
+    let token = create_through(&writer, "c").await;
+    let cookies = format!("theme=dark; litefs_orm_token={token}");
+    let resp = show_through(&reader, "c", "cookie", &cookies).await;
     assert_eq!(resp.status(), 200);
 }
 
@@ -152,20 +151,8 @@ async fn past_the_bound_a_request_is_answered_503_with_retry_after() {
     c.litefs.pause_replication_to(2);
     let (writer, _w) = app(&c, 1, |l| l).await;
     let (reader, _r) = app(&c, 2, |l| l.wait(Duration::from_millis(200))).await;
-    let token = token_of(
-        client()
-            .post(format!("{writer}/posts/d"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    let resp = client()
-        .get(format!("{reader}/posts/d"))
-        .header(HEADER, &token)
-        .send()
-        .await
-        .unwrap();
+    let token = create_through(&writer, "d").await;
+    let resp = show_through(&reader, "d", HEADER, &token).await;
     assert_eq!(resp.status(), 503);
     assert_eq!(resp.headers().get("retry-after").unwrap(), "1");
 }
@@ -179,20 +166,8 @@ async fn past_the_bound_a_request_can_be_served_and_marked_stale() {
         l.wait(Duration::from_millis(200)).on_stale(OnStale::Serve)
     })
     .await;
-    let token = token_of(
-        client()
-            .post(format!("{writer}/posts/e"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    let resp = client()
-        .get(format!("{reader}/posts/e"))
-        .header(HEADER, &token)
-        .send()
-        .await
-        .unwrap();
+    let token = create_through(&writer, "e").await;
+    let resp = show_through(&reader, "e", HEADER, &token).await;
     assert_eq!(resp.status(), 404);
     assert_eq!(resp.headers().get("x-litefs-orm-stale").unwrap(), "1");
 }
@@ -202,12 +177,7 @@ async fn a_forged_token_is_ignored() {
     let c = TestCluster::start().await;
     let (url, _s) = app(&c, 1, |l| l).await;
     let forged = "1.6170702e6462.ffff.aa.1.00112233445566778899aabbccddeeff";
-    let resp = client()
-        .get(format!("{url}/posts/f"))
-        .header(HEADER, forged)
-        .send()
-        .await
-        .unwrap();
+    let resp = show_through(&url, "f", HEADER, forged).await;
     assert_eq!(resp.status(), 404);
     assert!(resp.headers().get("x-litefs-orm-stale").is_none());
 }
@@ -216,11 +186,6 @@ async fn a_forged_token_is_ignored() {
 async fn a_forged_token_is_refused_when_so_configured() {
     let c = TestCluster::start().await;
     let (url, _s) = app(&c, 1, |l| l.bad_tokens(BadTokens::Refuse)).await;
-    let resp = client()
-        .get(format!("{url}/posts/g"))
-        .header(HEADER, "garbage")
-        .send()
-        .await
-        .unwrap();
+    let resp = show_through(&url, "g", HEADER, "garbage").await;
     assert_eq!(resp.status(), 400);
 }
