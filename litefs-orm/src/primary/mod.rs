@@ -6,3 +6,4 @@ mod endpoint_batch;
 pub(crate) mod executor;
 pub(crate) mod group_commit;
 pub(crate) mod idempotency;
+mod run;
