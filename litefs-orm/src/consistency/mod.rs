@@ -28,7 +28,9 @@ mod layer;
 mod session;
 mod token;
 
-pub use layer::{BadTokens, ConsistencyLayer, OnStale};
+pub use layer::{
+    BadTokens, Consistency, ConsistencyLayer, DEFAULT_COOKIE, DEFAULT_HEADER, OnStale, STALE_HEADER,
+};
 pub use session::capture;
 pub(crate) use session::{active, record};
 pub use token::{MAX_DATABASES, MAX_TOKEN_LEN, Token, TokenError, Tokens};

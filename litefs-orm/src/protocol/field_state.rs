@@ -4,7 +4,7 @@
 use sea_orm::Value;
 use serde::{Deserialize, Serialize};
 
-/// The state of one column in a [`WireModel`].
+/// The state of one column in a [`WireModel`](super::wire::WireModel).
 ///
 /// JSON has no infinities and no NaN, so a non-finite `f32`/`f64` crosses the wire in a
 /// form of its own (`set_float` / `unchanged_float`) and arrives as the same value: a
