@@ -25,6 +25,10 @@ use crate::stats::Samples;
 
 /// The RPC secret of the benchmark cluster.
 pub const SECRET: &str = "benchmark secret, 32 bytes long..";
+/// The replication timeout of a handle that does not wait for replication: the smallest one a
+/// handle accepts. A forwarded write through it returns `ReplicationTimeout { committed: true }`
+/// after at most this long, which the harness counts as written.
+pub const NO_WAIT: Duration = Duration::from_millis(1);
 /// A no-op route on the primary's server: one loopback HTTP round trip, nothing else.
 pub const NOOP_PATH: &str = "/bench/noop";
 
@@ -102,9 +106,9 @@ pub struct Bench {
     pub primary: Node,
     /// Node 1, a replica.
     pub replica: Node,
-    /// A second handle on node 1 that does not wait for replication (a zero replication
-    /// timeout: a forwarded write returns `ReplicationTimeout { committed: true }` at once):
-    /// the forwarding path alone, coalescing included.
+    /// A second handle on node 1 that does not wait for replication (a [`NO_WAIT`]
+    /// replication timeout: a forwarded write returns `ReplicationTimeout { committed: true }`
+    /// unless its TXID is already there): the forwarding path alone, coalescing included.
     pub replica_no_wait: ReplicatedDb,
     /// A plain SeaORM connection on the replica's file, opened like the handle's reader.
     pub plain: DatabaseConnection,
@@ -165,7 +169,7 @@ impl Bench {
         let no_wait = Config::litefs(litefs.mount(1), "app.db")
             .with_primary_url("http://{primary}")
             .with_rpc_secret(SECRET)
-            .with_replication_timeout(Duration::ZERO);
+            .with_replication_timeout(NO_WAIT);
         let replica_no_wait =
             ReplicatedDb::connect_with_transport(no_wait, registry(), transport.clone()).await?;
         Ok(Bench {

@@ -22,7 +22,7 @@ use tokio::net::TcpListener;
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 use crate::Options;
-use crate::cluster::{SECRET, clear, registry, stand_in};
+use crate::cluster::{NO_WAIT, SECRET, clear, registry, stand_in};
 use crate::entity::item;
 use crate::report::{Report, Unit};
 use crate::throughput::{phase, writing};
@@ -148,9 +148,9 @@ pub fn cpu_time(pid: u32) -> Duration {
 /// answers each with its writes per second.
 pub async fn serve_replica_node(mount: PathBuf) -> Result<()> {
     let db = ReplicatedDb::connect(config(&mount), registry()).await?;
-    // A zero replication timeout: a forwarded write returns "committed, replication still
-    // behind" at once, which `phase` counts as written.
-    let no_wait = config(&mount).with_replication_timeout(Duration::ZERO);
+    // A forwarded write returns "committed, replication still behind" after at most
+    // `NO_WAIT`, which `phase` counts as written.
+    let no_wait = config(&mount).with_replication_timeout(NO_WAIT);
     let no_wait = ReplicatedDb::connect(no_wait, registry()).await?;
     let mut stdout = tokio::io::stdout();
     stdout.write_all(b"ready\n").await?;
