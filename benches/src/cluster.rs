@@ -8,9 +8,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use axum::extract::{Request, State};
+use axum::http::HeaderMap;
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use litefs_orm::auth;
 use litefs_orm::client::{HttpTransport, Transport};
 use litefs_orm::{Config, Registry, ReplicatedDb};
 use litefs_orm_testkit::{Cluster, ClusterOptions, JournalMode, ReplicaWrites};
@@ -138,6 +140,18 @@ async fn timed_handler(State(rec): State<Recorder>, request: Request, next: Next
     response
 }
 
+/// The no-op route: answers the body's length, signed for the request's nonce as the
+/// endpoint signs its answers (the transport trusts no unsigned answer), and nothing else.
+async fn noop(headers: HeaderMap, body: Bytes) -> Response {
+    let answer = body.len().to_string();
+    let nonce = headers
+        .get(auth::NONCE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let signature = auth::sign_answer(SECRET.as_bytes(), nonce, 200, answer.as_bytes());
+    ([(auth::ANSWER_SIGNATURE_HEADER, signature)], answer).into_response()
+}
+
 impl Bench {
     /// Starts the stand-in (WAL), creates the schema on the primary and replicates it, and
     /// serves both nodes' routers on loopback.
@@ -202,10 +216,7 @@ impl Bench {
                 handler.clone(),
                 timed_handler,
             ))
-            .route(
-                NOOP_PATH,
-                axum::routing::post(|body: Bytes| async move { body.len().to_string() }),
-            );
+            .route(NOOP_PATH, axum::routing::post(noop));
         let addr = listener.local_addr()?;
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
