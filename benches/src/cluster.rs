@@ -8,9 +8,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use axum::extract::{Request, State};
+use axum::http::HeaderMap;
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use litefs_orm::auth;
 use litefs_orm::client::{HttpTransport, Transport};
 use litefs_orm::{Config, Registry, ReplicatedDb};
 use litefs_orm_testkit::{Cluster, ClusterOptions, JournalMode, ReplicaWrites};
@@ -23,32 +25,14 @@ use tokio::task::JoinHandle;
 use crate::entity::item;
 use crate::stats::Samples;
 
-/// The replication timeout of a handle that does not wait for replication: the shortest a
-/// configuration takes (zero is refused). A forwarded write then returns "committed,
-/// replication still behind" almost at once, which the harness counts as written.
-pub const NO_WAIT: Duration = Duration::from_millis(1);
-
 /// The RPC secret of the benchmark cluster.
 pub const SECRET: &str = "benchmark secret, 32 bytes long..";
+/// The replication timeout of a handle that does not wait for replication: the smallest one a
+/// handle accepts. A forwarded write through it returns `ReplicationTimeout { committed: true }`
+/// after at most this long, which the harness counts as written.
+pub const NO_WAIT: Duration = Duration::from_millis(1);
 /// A no-op route on the primary's server: one loopback HTTP round trip, nothing else.
 pub const NOOP_PATH: &str = "/bench/noop";
-
-/// The no-op route: answers the body's length, signed for the request as the endpoint signs
-/// its answers (the transport trusts no other), so the round trip costs what one does.
-async fn noop(headers: axum::http::HeaderMap, body: Bytes) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let answer = body.len().to_string();
-    let nonce = headers
-        .get(litefs_orm::auth::NONCE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let signature = litefs_orm::auth::sign_answer(SECRET.as_bytes(), nonce, 200, answer.as_bytes());
-    (
-        [(litefs_orm::auth::ANSWER_SIGNATURE_HEADER, signature)],
-        answer,
-    )
-        .into_response()
-}
 
 /// Durations recorded while switched on; shared between a timer and the harness.
 #[derive(Clone, Default)]
@@ -124,9 +108,9 @@ pub struct Bench {
     pub primary: Node,
     /// Node 1, a replica.
     pub replica: Node,
-    /// A second handle on node 1 that does not wait for replication (a zero replication
-    /// timeout: a forwarded write returns `ReplicationTimeout { committed: true }` at once):
-    /// the forwarding path alone, coalescing included.
+    /// A second handle on node 1 that does not wait for replication (a [`NO_WAIT`]
+    /// replication timeout: a forwarded write returns `ReplicationTimeout { committed: true }`
+    /// unless its TXID is already there): the forwarding path alone, coalescing included.
     pub replica_no_wait: ReplicatedDb,
     /// A plain SeaORM connection on the replica's file, opened like the handle's reader.
     pub plain: DatabaseConnection,
@@ -154,6 +138,18 @@ async fn timed_handler(State(rec): State<Recorder>, request: Request, next: Next
     let response = next.run(request).await;
     rec.record(start.elapsed());
     response
+}
+
+/// The no-op route: answers the body's length, signed for the request's nonce as the
+/// endpoint signs its answers (the transport trusts no unsigned answer), and nothing else.
+async fn noop(headers: HeaderMap, body: Bytes) -> Response {
+    let answer = body.len().to_string();
+    let nonce = headers
+        .get(auth::NONCE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let signature = auth::sign_answer(SECRET.as_bytes(), nonce, 200, answer.as_bytes());
+    ([(auth::ANSWER_SIGNATURE_HEADER, signature)], answer).into_response()
 }
 
 impl Bench {

@@ -1,10 +1,11 @@
 //! The litefs-orm benchmark harness: every figure measured side by side in one run on one
 //! machine, and printed with the ratios the targets in `BENCHMARKS.md` are stated in.
 //!
-//! Run it with `cargo run --release -p litefs-orm-bench -- --quick` (well under a minute)
-//! or without `--quick` (a few minutes). The cluster is the LiteFS stand-in
+//! Run it with `cargo run --release -p litefs-orm-bench -- --quick` (about two minutes)
+//! or without `--quick` (several minutes). Most sections run on the LiteFS stand-in
 //! (`litefs_orm_testkit`) in WAL mode: a primary and a replica in this process, each a real
-//! `ReplicatedDb` serving its router over loopback HTTP.
+//! `ReplicatedDb` serving its router over loopback HTTP. The `real` section runs three nodes
+//! on real LiteFS, in WAL and DELETE mode, against LiteFS's own HALT-lock forwarding.
 
 pub mod cluster;
 pub mod codec;
@@ -13,6 +14,7 @@ pub mod entity;
 pub mod latency;
 pub mod observe;
 pub mod reads;
+pub mod real;
 pub mod report;
 pub mod stats;
 pub mod throughput;
@@ -41,11 +43,16 @@ pub struct Options {
     /// Length of each throughput phase. Full: 2 s; quick: 0.4 s.
     pub phase: Duration,
     /// Run only this section (`codec`, `reads`, `latency`, `observe`, `throughput`,
-    /// `cores`); `None`: all.
+    /// `cores`, `real`); `None`: all.
     pub only: Option<String>,
     /// The bench binary, started as the replica node of the `cores` section. Default: this
     /// executable.
     pub node_exe: PathBuf,
+    /// Run the `real` section (real LiteFS; skipped anyway, with a note, where LiteFS or FUSE
+    /// is missing). Full and quick: yes; tiny: no.
+    pub real: bool,
+    /// Length of each phase of the `real` section. Full: 2 s; quick: 0.5 s.
+    pub real_phase: Duration,
 }
 
 /// This executable, the default [`Options::node_exe`].
@@ -65,6 +72,8 @@ impl Options {
             phase: Duration::from_secs(2),
             only: None,
             node_exe: this_exe(),
+            real: true,
+            real_phase: Duration::from_secs(2),
         }
     }
 
@@ -79,6 +88,8 @@ impl Options {
             phase: Duration::from_millis(400),
             only: None,
             node_exe: this_exe(),
+            real: true,
+            real_phase: Duration::from_millis(500),
         }
     }
 
@@ -93,6 +104,8 @@ impl Options {
             phase: Duration::from_millis(30),
             only: None,
             node_exe: this_exe(),
+            real: false,
+            real_phase: Duration::from_millis(30),
         }
     }
 }
@@ -127,6 +140,9 @@ pub async fn run(opts: &Options) -> Result<Report> {
     // the primary's core.
     if wanted("cores") {
         cores::run(opts, &mut report).await?;
+    }
+    if wanted("real") {
+        real::run(opts, &mut report).await?;
     }
     report.notes.push(
         "Stand-in: LiteFS test double, WAL, synchronous=FULL (fsync per commit), 500 µs \

@@ -17,6 +17,8 @@ pub enum Unit {
     Bytes,
     /// A share of another figure of this run, in percent.
     Percent,
+    /// A count of events (failed writes).
+    Count,
 }
 
 /// One measured or derived number.
@@ -39,6 +41,9 @@ pub struct Report {
     pub figures: Vec<Figure>,
     /// Lines printed under the table (machine, settings, caveats).
     pub notes: Vec<String>,
+    /// Keys beyond [`EXPECTED`] that a section which ran promises (the real-LiteFS section's,
+    /// when it is not skipped).
+    pub expected: Vec<String>,
 }
 
 /// The keys every complete run reports (the smoke test checks them all).
@@ -173,12 +178,15 @@ impl Report {
         self.figures.iter().find(|f| f.key == key).map(|f| f.value)
     }
 
-    /// The keys of [`EXPECTED`] this report lacks, or has as a non-finite number.
-    pub fn missing(&self) -> Vec<&'static str> {
+    /// The keys of [`EXPECTED`] and [`Report::expected`] this report lacks, or has as a
+    /// non-finite number.
+    pub fn missing(&self) -> Vec<String> {
         EXPECTED
             .iter()
             .copied()
+            .chain(self.expected.iter().map(String::as_str))
             .filter(|k| !self.get(k).is_some_and(f64::is_finite))
+            .map(str::to_owned)
             .collect()
     }
 
@@ -192,6 +200,7 @@ impl Report {
                 Unit::Ratio => format!("{:.3}×", f.value),
                 Unit::Bytes => format!("{:.0} B", f.value),
                 Unit::Percent => format!("{:.2} %", f.value),
+                Unit::Count => format!("{:.0}", f.value),
             };
             let _ = writeln!(out, "| {} | {value} | `{}` |", f.label, f.key);
         }
@@ -213,8 +222,8 @@ mod tests {
         r.add("read.pk.ratio", "x", 1.0, Unit::Ratio);
         r.add("read.scan.ratio", "x", f64::NAN, Unit::Ratio);
         let missing = r.missing();
-        assert!(!missing.contains(&"read.pk.ratio"));
-        assert!(missing.contains(&"read.scan.ratio"));
+        assert!(!missing.iter().any(|k| k == "read.pk.ratio"));
+        assert!(missing.iter().any(|k| k == "read.scan.ratio"));
         assert!(r.table().contains("| x | 1.000× | `read.pk.ratio` |"));
     }
 }
