@@ -5,7 +5,7 @@
 //! a hundred waiting writes cost what one does.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -35,6 +35,8 @@ struct Inner {
     wake: Notify,
     /// LiteFS's `/events` stream is connected and feeding this tracker ([`TxFeed`]).
     events: AtomicBool,
+    /// The highest TXID this node gave one of its own commits.
+    committed: AtomicU64,
 }
 
 impl Inner {
@@ -71,6 +73,7 @@ impl PositionTracker {
             waiters: AtomicUsize::new(0),
             wake: Notify::new(),
             events: AtomicBool::new(false),
+            committed: AtomicU64::new(0),
         });
         tokio::spawn(poll(Arc::downgrade(&inner)));
         PositionTracker { inner }
@@ -88,6 +91,22 @@ impl PositionTracker {
     /// can move back when a failover replaces this replica's history).
     pub fn observed(&self, pos: Pos) {
         self.inner.publish(pos);
+    }
+
+    /// The TXID of a transaction on the primary that read `pos` under the write lock: the
+    /// next one when it wrote; otherwise the current one — never below a TXID an earlier
+    /// commit of this node was given, since `-pos` may show that commit a moment late (an
+    /// answer read from a record must cover the commit that wrote it).
+    pub(crate) fn txid_for(&self, pos: Pos, wrote: bool) -> u64 {
+        match wrote {
+            true => pos.txid + 1,
+            false => pos.txid.max(self.inner.committed.load(Ordering::Relaxed)),
+        }
+    }
+
+    /// Notes that a commit of this node was given `txid` and committed.
+    pub(crate) fn committed(&self, txid: u64) {
+        self.inner.committed.fetch_max(txid, Ordering::Relaxed);
     }
 
     /// The position as last read.
@@ -248,6 +267,19 @@ mod tests {
             Pos { txid, checksum: 7 }.to_string(),
         )
         .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_transaction_that_wrote_nothing_never_gets_a_txid_below_an_earlier_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("app.db");
+        write(&db, 5);
+        let t = PositionTracker::new(&db);
+        let pos = t.read().unwrap();
+        assert_eq!(t.txid_for(pos, true), 6);
+        t.committed(6);
+        // `-pos` still shows 5: the commit at 6 is not shown yet.
+        assert_eq!(t.txid_for(t.read().unwrap(), false), 6);
     }
 
     #[tokio::test]

@@ -225,8 +225,11 @@ where
     let wrote = total_changes(&txn).await? != before;
     // Under the write lock when `wrote`: see the module docs.
     let pos = position.read().map_err(ExecError::Position)?;
-    let txid = if wrote { pos.txid + 1 } else { pos.txid };
+    let txid = position.txid_for(pos, wrote);
     commit(txn, txid).await?;
+    if wrote {
+        position.committed(txid);
+    }
     Ok((value, txid))
 }
 

@@ -160,9 +160,11 @@ async fn commit(
     if members.waiting.is_empty() {
         return rollback(txn).await;
     }
-    let txid = match position.map(PositionTracker::read).transpose() {
-        Ok(pos) => pos.map_or(0, |p| p.txid + u64::from(members.wrote)),
-        Err(e) => return abort(txn, members, ExecError::Position(e)).await,
+    let wrote = members.wrote;
+    let txid = match position.map(|t| t.read().map(|pos| t.txid_for(pos, wrote))) {
+        None => 0,
+        Some(Ok(txid)) => txid,
+        Some(Err(e)) => return abort(txn, members, ExecError::Position(e)).await,
     };
     let Some(txn) = sole(txn) else {
         return members.fail(&stopped());
@@ -170,6 +172,9 @@ async fn commit(
     let committing = Instant::now();
     match txn.commit().await {
         Ok(()) => {
+            if let (Some(position), true) = (position, wrote) {
+                position.committed(txid);
+            }
             crate::observe::primary::committed(writes, committing.elapsed(), txid);
             for m in members.waiting {
                 let _ = m.send(Ok(txid));
