@@ -116,13 +116,21 @@ async fn a_local_write_on_the_primary_earns_a_token_too() {
 
 #[tokio::test]
 async fn an_operation_earns_a_token() {
-    let c = TestCluster::start().await;
-    c.litefs.set_replication_delay(Duration::from_millis(200));
+    let c = TestCluster::start_with(Setup {
+        replication_timeout: Duration::from_millis(500),
+        ..Setup::default()
+    })
+    .await;
+    c.litefs.pause_replication_to(2);
     let page = litefs_orm_tests::operations::IncrementPage {
         page: "tokens".into(),
     };
     let (count, tokens) = capture(c.db(1).run(page)).await;
     assert_eq!(count.unwrap(), 1);
+    assert_eq!(tokens.len(), 1);
+    let e = c.db(2).wait_for_tokens(&tokens).await.unwrap_err();
+    assert!(matches!(e, Error::ReplicationTimeout { .. }), "{e:?}");
+    c.litefs.resume_replication_to(2);
     c.db(2).wait_for_tokens(&tokens).await.unwrap();
 }
 
@@ -139,4 +147,40 @@ async fn a_token_of_another_database_is_refused() {
     let token = litefs_orm::consistency::Token::new("other.db", 1, "aa");
     let e = c.db(1).wait_for(&token).await.unwrap_err();
     assert!(matches!(e, Error::Config(_)), "{e:?}");
+}
+
+#[tokio::test]
+async fn under_load_through_a_primary_change_every_acknowledged_write_is_readable_where_it_was_made()
+ {
+    let c = TestCluster::start().await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for node in [1, 2] {
+        for w in 0..4 {
+            let db = c.db(node).clone();
+            let stop = stop.clone();
+            writers.push(tokio::spawn(async move {
+                let mut acknowledged = 0;
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let title = format!("n{node}-w{w}-{n}");
+                    n += 1;
+                    if post::new(&title).insert_replicated(&db).await.is_ok() {
+                        assert_eq!(titled(&db, &title).await, 1, "{title} when acknowledged");
+                        acknowledged += 1;
+                    }
+                }
+                acknowledged
+            }));
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    c.litefs.switch_primary(1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut acknowledged = 0;
+    for w in writers {
+        acknowledged += w.await.unwrap();
+    }
+    assert!(acknowledged > 0);
 }
