@@ -326,6 +326,20 @@ impl Config {
         self
     }
 
+    /// The database's name: its file name, as LiteFS's events name it, and as requests and
+    /// tokens for it do.
+    ///
+    /// ```
+    /// let config = litefs_orm::Config::litefs("/litefs", "app.db");
+    /// assert_eq!(config.database_name(), "app.db");
+    /// ```
+    pub fn database_name(&self) -> String {
+        self.database
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
     /// The database file: inside the mount when there is one.
     pub fn db_path(&self) -> PathBuf {
         match &self.litefs_mount {

@@ -15,15 +15,8 @@ tokio::task_local! {
 struct Session(Arc<Mutex<Tokens>>);
 
 impl Session {
-    fn merge(&self, tokens: Tokens) {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .merge_all(tokens);
-    }
-
-    fn take(&self) -> Tokens {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    fn tokens(&self) -> std::sync::MutexGuard<'_, Tokens> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -41,8 +34,8 @@ impl Session {
 pub async fn capture<F: Future>(work: F) -> (F::Output, Tokens) {
     let session = Session::default();
     let out = SESSION.scope(session.clone(), work).await;
-    let tokens = session.take();
-    let _ = SESSION.try_with(|outer| outer.merge(tokens.clone()));
+    let tokens = std::mem::take(&mut *session.tokens());
+    let _ = SESSION.try_with(|outer| outer.tokens().merge_all(tokens.clone()));
     (out, tokens)
 }
 
@@ -54,9 +47,5 @@ pub(crate) fn active() -> bool {
 
 /// Adds `token` to the running [`capture`], if any.
 pub(crate) fn record(token: Token) {
-    let _ = SESSION.try_with(|s| {
-        let mut one = Tokens::default();
-        one.merge(token);
-        s.merge(one);
-    });
+    let _ = SESSION.try_with(|s| s.tokens().merge(token));
 }

@@ -144,7 +144,7 @@ impl ReplicatedDb {
     /// here, before it leaves (every node has the same limit), rather than by the primary.
     fn encode<J: Job>(&self, job: &J) -> Result<Sent> {
         let key = idempotency::new_key();
-        let body = job.request(&key, &self.database_name())?;
+        let body = job.request(&key, self.database_name())?;
         let limit = self.inner.config.max_body_bytes;
         if body.len() > limit {
             return Err(Error::Protocol(format!(

@@ -56,6 +56,9 @@ pub struct ReplicatedDb {
 }
 
 struct Inner {
+    /// The database's name ([`Config::database_name`]), derived once: every forwarded
+    /// request, token and endpoint check names it.
+    name: String,
     config: Config,
     /// The read-only pool; replaced when the database is reopened.
     reader: RwLock<DatabaseConnection>,
@@ -112,9 +115,7 @@ impl ReplicatedDb {
                 crate::litefs::startup::check(&config, mount).await?;
                 let role = RoleWatch::litefs(mount.clone(), config.litefs_http.clone()).await;
                 let tracker = PositionTracker::new(&config.db_path());
-                if let Some(name) = config.database.file_name() {
-                    role.follow_transactions(name.to_string_lossy(), tracker.clone());
-                }
+                role.follow_transactions(config.database_name(), tracker.clone());
                 (role, Some(tracker))
             }
         };
@@ -144,15 +145,12 @@ impl ReplicatedDb {
         }
         let verifier = Verifier::new(config.rpc_secret.as_deref(), config.max_clock_skew)?;
         let ledger = Ledger::new(config.idempotency_window);
-        let name = config
-            .database
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let outbox = Outbox::new(transport, config.max_body_bytes, name);
+        let name = config.database_name();
+        let outbox = Outbox::new(transport, config.max_body_bytes, name.clone());
         let mount = config.litefs_mount.as_deref().and_then(MountId::of);
         let db = ReplicatedDb {
             inner: Arc::new(Inner {
+                name,
                 config,
                 reader: RwLock::new(reader),
                 committer: Committer::new(writer, position),

@@ -19,12 +19,12 @@ impl ReplicatedDb {
         let Some(position) = self.position() else {
             return Ok(());
         };
-        let timeout = self.inner.config.replication_timeout;
-        let deadline = Instant::now() + timeout;
+        let start = Instant::now();
+        let deadline = start + self.inner.config.replication_timeout;
         let timed_out = |local: u64| Error::ReplicationTimeout {
             txid,
             local,
-            waited: timeout.saturating_sub(deadline.saturating_duration_since(Instant::now())),
+            waited: start.elapsed(),
             committed: true,
         };
         loop {
@@ -49,14 +49,9 @@ impl ReplicatedDb {
         }
     }
 
-    /// The name tokens give this node's database: its file name.
-    pub fn database_name(&self) -> String {
-        self.inner
-            .config
-            .database
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
+    /// The name requests and tokens give this node's database: its file name.
+    pub fn database_name(&self) -> &str {
+        &self.inner.name
     }
 
     /// How long a token this node issues is honoured: half the idempotency window, so that
@@ -74,7 +69,8 @@ impl ReplicatedDb {
     /// [`capture`](crate::consistency::capture): on a LiteFS node only (a standalone node has
     /// no other node to be consistent with).
     pub(crate) fn record_token(&self, txid: u64, key: &str) {
-        if self.position().is_some() {
+        // Outside a capture nothing wants it: build no token on every forwarded write.
+        if self.position().is_some() && crate::consistency::active() {
             crate::consistency::record(Token::new(self.database_name(), txid, key));
         }
     }
@@ -106,7 +102,7 @@ impl ReplicatedDb {
 
     /// Waits for this database's token among `tokens`, if there is one.
     pub async fn wait_for_tokens(&self, tokens: &Tokens) -> Result<()> {
-        match tokens.get(&self.database_name()) {
+        match tokens.get(self.database_name()) {
             Some(token) => self.wait_for(token).await,
             None => Ok(()),
         }

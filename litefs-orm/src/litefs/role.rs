@@ -325,14 +325,15 @@ fn publish(tx: &watch::Sender<Role>, role: Role) {
     });
 }
 
-fn http_client() -> reqwest::Client {
+pub(crate) fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(2))
         .build()
         .unwrap_or_default()
 }
 
-async fn fetch_info(client: &reqwest::Client, base: &str) -> reqwest::Result<NodeInfo> {
+/// LiteFS's `/info` at API base URL `base`, within 2 s.
+pub(crate) async fn fetch_info(client: &reqwest::Client, base: &str) -> reqwest::Result<NodeInfo> {
     client
         .get(format!("{}/info", base.trim_end_matches('/')))
         .timeout(Duration::from_secs(2))

@@ -11,8 +11,6 @@ use crate::error::{Error, Result};
 
 /// How often the mount is looked at while LiteFS is still mounting it.
 const MOUNT_POLL: Duration = Duration::from_millis(50);
-/// How long LiteFS's API has to answer `/info` at start.
-const INFO_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Checks the mount and, when configured, LiteFS's HTTP API; logs the role LiteFS gives.
 pub(crate) async fn check(config: &Config, mount: &Path) -> Result<()> {
@@ -62,23 +60,13 @@ async fn check_mount(mount: &Path, wait: Duration) -> Result<()> {
 
 /// LiteFS's `/info` at `base`, or the error that names `LITEFS_ORM_LITEFS_HTTP`.
 async fn fetch_info(base: &str) -> Result<NodeInfo> {
-    let url = format!("{}/info", base.trim_end_matches('/'));
-    let unreachable = |e: String| {
-        Error::Config(format!(
-            "LITEFS_ORM_LITEFS_HTTP {base}: LiteFS's HTTP API does not answer {url} ({e}); give LiteFS's http.addr, e.g. http://127.0.0.1:20202"
-        ))
-    };
-    let response = reqwest::Client::new()
-        .get(&url)
-        .timeout(INFO_TIMEOUT)
-        .send()
+    super::role::fetch_info(&super::role::http_client(), base)
         .await
-        .and_then(|r| r.error_for_status())
-        .map_err(|e| unreachable(e.to_string()))?;
-    response
-        .json()
-        .await
-        .map_err(|e| unreachable(format!("not LiteFS's /info: {e}")))
+        .map_err(|e| {
+            Error::Config(format!(
+                "LITEFS_ORM_LITEFS_HTTP {base}: LiteFS's HTTP API does not answer /info ({e}); give LiteFS's http.addr, e.g. http://127.0.0.1:20202"
+            ))
+        })
 }
 
 #[cfg(test)]

@@ -54,7 +54,7 @@ pub fn router(db: ReplicatedDb) -> Router {
 pub fn router_for(dbs: impl IntoIterator<Item = ReplicatedDb>) -> Router {
     let mut named: Vec<(String, ReplicatedDb)> = Vec::new();
     for db in dbs {
-        let name = db.database_name();
+        let name = db.database_name().to_owned();
         assert!(
             named.iter().all(|(n, _)| *n != name),
             "litefs_orm::router_for: two handles on database {name:?}"

@@ -141,7 +141,7 @@ impl Ledger {
             // First use (or a migration dropped every table): create it in this
             // transaction, so it exists exactly when a first record commits. A statement
             // that fails to prepare leaves the transaction as it was.
-            Err(e) if e.to_string().contains("no such table") => {
+            Err(e) if no_table(&e) => {
                 txn.execute_unprepared(CREATE).await?;
                 insert().await?;
             }
@@ -191,7 +191,7 @@ pub(crate) async fn is_recorded<C: ConnectionTrait>(
         .await
     {
         Ok(row) => Ok(row.is_some()),
-        Err(e) if e.to_string().contains("no such table") => Ok(false),
+        Err(e) if no_table(&e) => Ok(false),
         Err(e) => Err(e),
     }
 }
@@ -211,7 +211,7 @@ pub(crate) async fn recall<T: DeserializeOwned>(
         .await
     {
         Ok(row) => row,
-        Err(e) if e.to_string().contains("no such table") => None,
+        Err(e) if no_table(&e) => None,
         Err(e) => return Err(e.into()),
     };
     let Some(row) = row else {
@@ -228,6 +228,11 @@ pub(crate) async fn recall<T: DeserializeOwned>(
             key.id
         ))
     })
+}
+
+/// Whether `e` says the record table does not exist yet: no key was ever recorded here.
+fn no_table(e: &sea_orm::DbErr) -> bool {
+    e.to_string().contains("no such table")
 }
 
 fn now_ms() -> i64 {
