@@ -16,6 +16,7 @@ pub mod observe;
 pub mod reads;
 pub mod real;
 pub mod report;
+pub mod session;
 pub mod stats;
 pub mod throughput;
 
@@ -42,8 +43,8 @@ pub struct Options {
     pub nonce_crowd: usize,
     /// Length of each throughput phase. Full: 2 s; quick: 0.4 s.
     pub phase: Duration,
-    /// Run only this section (`codec`, `reads`, `latency`, `observe`, `throughput`,
-    /// `cores`, `real`); `None`: all.
+    /// Run only this section (`codec`, `reads`, `latency`, `observe`, `session`,
+    /// `throughput`, `cores`, `real`); `None`: all.
     pub only: Option<String>,
     /// The bench binary, started as the replica node of the `cores` section. Default: this
     /// executable.
@@ -118,7 +119,7 @@ pub async fn run(opts: &Options) -> Result<Report> {
     if wanted("codec") {
         codec::run(opts, &mut report)?;
     }
-    if ["reads", "latency", "observe", "throughput"]
+    if ["reads", "latency", "observe", "session", "throughput"]
         .iter()
         .any(|s| wanted(s))
     {
@@ -131,6 +132,9 @@ pub async fn run(opts: &Options) -> Result<Report> {
         }
         if wanted("observe") {
             observe::run(&bench, opts, &mut report).await?;
+        }
+        if wanted("session") {
+            session::run(&bench, opts, &mut report).await?;
         }
         if wanted("throughput") {
             throughput::run(&bench, opts, &mut report).await?;

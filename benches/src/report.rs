@@ -48,6 +48,9 @@ pub struct Report {
 
 /// The keys every complete run reports (the smoke test checks them all).
 pub const EXPECTED: &[&str] = &[
+    "session.no_token.plain.p50",
+    "session.no_token.layered.p50",
+    "session.no_token.overhead",
     "read.pk.handle.p50",
     "read.pk.plain.p50",
     "read.pk.ratio",
