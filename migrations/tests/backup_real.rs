@@ -67,6 +67,15 @@ impl Storage {
         env
     }
 
+    /// How long Litestream may take to log a failure of this storage: at once for a directory;
+    /// for S3, after its 10 attempts of a request with backoff (measured: 112–122 s).
+    fn failure_shows_within(&self) -> Duration {
+        match self {
+            Storage::Dir(_) => PATIENCE,
+            Storage::S3(_) => PATIENCE + Duration::from_secs(180),
+        }
+    }
+
     /// Makes the storage fail from now on: the directory becomes a file, or moto stops.
     fn break_it(&mut self) {
         match self {
@@ -178,14 +187,19 @@ async fn get(url: &str) -> Option<(u16, String)> {
 
 /// Waits until `GET url` answers `status`; returns the body.
 async fn answers(url: &str, status: u16) -> String {
+    answers_within(url, status, PATIENCE).await
+}
+
+/// Waits up to `patience` until `GET url` answers `status`; returns the body.
+async fn answers_within(url: &str, status: u16, patience: Duration) -> String {
     let start = Instant::now();
     loop {
         let last = get(url).await;
         match last {
             Some((s, body)) if s == status => return body,
             _ => assert!(
-                start.elapsed() < PATIENCE,
-                "GET {url} did not answer {status} within {PATIENCE:?}; last: {last:?}"
+                start.elapsed() < patience,
+                "GET {url} did not answer {status} within {patience:?}; last: {last:?}"
             ),
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -375,7 +389,12 @@ async fn a_failing_storage_turns_health_to_503(mut storage: Storage) {
     assert!(ok.contains("replicating"), "{ok}");
     storage.break_it();
     views(&base, 1).await;
-    let failing = answers(&format!("http://{health}/health"), 503).await;
+    let failing = answers_within(
+        &format!("http://{health}/health"),
+        503,
+        storage.failure_shows_within(),
+    )
+    .await;
     assert!(failing.contains("backup failing"), "{failing}");
     assert!(failing.contains("litestream"), "{failing}");
     let metrics = get(&format!("http://{health}/metrics")).await.unwrap().1;
