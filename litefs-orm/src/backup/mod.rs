@@ -43,6 +43,7 @@ mod import;
 mod litestream;
 pub(crate) mod process;
 mod replicator;
+mod status;
 
 use std::path::{Path, PathBuf};
 
@@ -50,7 +51,8 @@ pub use config::BackupConfig;
 pub(crate) use config::parse_bool;
 pub use error::BackupError;
 pub use litestream::{Litestream, Restore, check_reachable};
-pub use replicator::{BackupStatus, Replicator, STABLE};
+pub use replicator::{Replicator, STABLE};
+pub use status::BackupStatus;
 
 use crate::config::Config;
 

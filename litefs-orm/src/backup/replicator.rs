@@ -1,21 +1,21 @@
 //! [`Replicator`]: `litestream replicate` running exactly while this node is the primary,
 //! restarted when it fails, its health in a [`BackupStatus`].
 
-use std::fmt;
-use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::process::Child;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::config::BackupConfig;
 use super::error::BackupError;
 use super::litestream::Litestream;
-use super::process::{self, Exit};
+use super::process::Exit;
+use super::status::BackupStatus;
 use crate::litefs::role::{Role, RoleWatch};
+use child::{Event, LogEvent, Replicating, child_event, shut_down, spawn, terminate};
+
+mod child;
 
 /// First wait before restarting a Litestream that failed.
 const MIN_BACKOFF: Duration = Duration::from_secs(1);
@@ -29,13 +29,6 @@ const RESTART_GRACE: Duration = Duration::from_secs(5);
 /// How long the supervisor sleeps between role checks when nothing else happens; role
 /// changes wake it at once.
 const IDLE: Duration = Duration::from_secs(3600);
-/// What Litestream logs once it has opened the database and is replicating (and has set
-/// up its signal handling, so a SIGTERM from then on gets a final sync).
-const READY_LINE: &str = "initialized db";
-/// How Litestream marks an error in its log (`monitor error`, `compaction failed`, ...).
-const ERROR_MARK: &str = "level=ERROR";
-/// What a stopping Litestream logs when its final sync fails (it then retries for 30 s).
-const SYNC_FAILED_LINE: &str = "shutdown sync failed";
 
 /// Runs `litestream replicate` while the node's role writes locally (primary or
 /// standalone), and only then: started when the node becomes primary, stopped when it stops
@@ -62,108 +55,6 @@ pub struct Replicator {
     state: watch::Receiver<State>,
     status: watch::Receiver<BackupStatus>,
     timeout: Duration,
-}
-
-/// How the backup of this node is doing, for health checks and metrics.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct BackupStatus {
-    /// This node writes locally (primary or standalone), so it should be backing up.
-    pub wanted: bool,
-    /// A Litestream process runs and has opened the database.
-    pub replicating: bool,
-    /// Failures since Litestream last replicated [`STABLE`] without an error.
-    pub consecutive_failures: u32,
-    /// Every failure since start.
-    pub failures_total: u64,
-    /// The last failure: Litestream's error line, or how it exited.
-    pub last_error: Option<String>,
-    /// [`BackupConfig::max_failures`] failures in a row: no more restarts.
-    pub gave_up: bool,
-    /// The configured [`BackupConfig::max_failures`].
-    pub max_failures: u32,
-}
-
-impl BackupStatus {
-    /// No failure since the backup was last healthy (or this node does not back up).
-    pub fn healthy(&self) -> bool {
-        !self.gave_up && self.consecutive_failures == 0
-    }
-
-    /// The status in the Prometheus text format (`litefs_orm_backup_*`).
-    pub fn metrics(&self) -> String {
-        let line = |name: &str, kind: &str, help: &str, value: u64| {
-            format!(
-                "# HELP litefs_orm_backup_{name} {help}\n# TYPE litefs_orm_backup_{name} {kind}\nlitefs_orm_backup_{name} {value}\n"
-            )
-        };
-        [
-            line(
-                "healthy",
-                "gauge",
-                "1 when backups work (or this node does not back up), 0 after a Litestream failure",
-                self.healthy().into(),
-            ),
-            line(
-                "wanted",
-                "gauge",
-                "1 when this node writes locally (primary or standalone) and so backs up",
-                self.wanted.into(),
-            ),
-            line(
-                "replicating",
-                "gauge",
-                "1 while a Litestream process replicates",
-                self.replicating.into(),
-            ),
-            line(
-                "consecutive_failures",
-                "gauge",
-                "Litestream failures in a row",
-                self.consecutive_failures.into(),
-            ),
-            line(
-                "failures_total",
-                "counter",
-                "Litestream failures (an error logged, or an exit) since start",
-                self.failures_total,
-            ),
-            line(
-                "gave_up",
-                "gauge",
-                "1 once LITEFS_ORM_BACKUP_MAX_FAILURES failures in a row stopped the backup",
-                self.gave_up.into(),
-            ),
-        ]
-        .concat()
-    }
-}
-
-impl fmt::Display for BackupStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let failing = |f: &mut fmt::Formatter<'_>, what: &str| {
-            write!(
-                f,
-                "backup {what}: {} failure(s) in a row",
-                self.consecutive_failures
-            )?;
-            if let Some(e) = &self.last_error {
-                write!(f, "; last: {e}")?;
-            }
-            Ok(())
-        };
-        if self.gave_up {
-            failing(f, "stopped (LITEFS_ORM_BACKUP_MAX_FAILURES reached)")
-        } else if self.consecutive_failures > 0 {
-            failing(f, "failing")
-        } else if !self.wanted {
-            f.write_str("backup: not this node's job (a replica); ok")
-        } else if self.replicating {
-            f.write_str("backup: replicating; ok")
-        } else {
-            f.write_str("backup: starting litestream; ok")
-        }
-    }
 }
 
 /// Where the current Litestream process stands, for [`Replicator::started`].
@@ -285,30 +176,6 @@ impl Drop for Replicator {
             task.abort();
         }
     }
-}
-
-/// One `litestream replicate` process.
-struct Replicating {
-    child: Child,
-    ready: bool,
-    log: mpsc::UnboundedReceiver<LogEvent>,
-}
-
-/// What Litestream's log says.
-#[derive(Debug)]
-enum LogEvent {
-    /// It opened the database and replicates.
-    Ready,
-    /// An error line (from `level=ERROR` on).
-    Error(String),
-    /// Its final sync at shutdown failed (it would retry for 30 s).
-    SyncFailed(String),
-}
-
-/// What happened to the running Litestream.
-enum Event {
-    Log(LogEvent),
-    Exited(std::io::Result<std::process::ExitStatus>),
 }
 
 struct Supervisor {
@@ -533,141 +400,6 @@ fn announce(role: &Role, litestream: &Litestream) {
         tracing::info!(
             "this node is a {role}: the primary backs up; litestream starts here if this node becomes primary"
         );
-    }
-}
-
-fn spawn(litestream: &Litestream) -> std::io::Result<Replicating> {
-    let mut cmd = litestream.command("replicate");
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    // Its own process group: a terminal's ctrl-c reaches `run`, which stops Litestream only
-    // after the app, so the app's last writes are backed up.
-    #[cfg(unix)]
-    cmd.process_group(0);
-    let mut child = cmd.spawn()?;
-    let (tx, log) = mpsc::unbounded_channel();
-    if let Some(out) = child.stdout.take() {
-        tokio::spawn(pass_on(out, tokio::io::stdout(), tx.clone()));
-    }
-    if let Some(err) = child.stderr.take() {
-        tokio::spawn(pass_on(err, tokio::io::stderr(), tx));
-    }
-    Ok(Replicating {
-        child,
-        ready: false,
-        log,
-    })
-}
-
-/// Copies one of Litestream's outputs to ours, and reports the lines that matter.
-async fn pass_on(
-    from: impl AsyncRead + Unpin,
-    mut to: impl AsyncWrite + Unpin,
-    events: mpsc::UnboundedSender<LogEvent>,
-) {
-    let mut lines = BufReader::new(from).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        if let Some(event) = classify(&line) {
-            let _ = events.send(event);
-        }
-        let _ = to.write_all(format!("{line}\n").as_bytes()).await;
-        let _ = to.flush().await;
-    }
-}
-
-/// What a line of Litestream's log means to the supervisor.
-fn classify(line: &str) -> Option<LogEvent> {
-    if line.contains(READY_LINE) {
-        Some(LogEvent::Ready)
-    } else if line.contains(SYNC_FAILED_LINE) {
-        Some(LogEvent::SyncFailed(line.to_owned()))
-    } else {
-        let at = line.find(ERROR_MARK)?;
-        Some(LogEvent::Error(
-            line[at + ERROR_MARK.len()..].trim().to_owned(),
-        ))
-    }
-}
-
-/// Stops a Litestream process within `grace`; one still starting is given time to become
-/// ready first, since before that a SIGTERM ends it without a final sync.
-async fn shut_down(mut r: Replicating, grace: Duration) {
-    let deadline = Instant::now() + grace;
-    if !r.ready {
-        let became_ready = async {
-            while let Some(event) = r.log.recv().await {
-                if matches!(event, LogEvent::Ready) {
-                    return true;
-                }
-            }
-            false
-        };
-        r.ready = tokio::time::timeout_at(deadline, became_ready)
-            .await
-            .unwrap_or(false);
-    }
-    let left = deadline.saturating_duration_since(Instant::now());
-    terminate(r, left.max(Duration::from_secs(1))).await;
-}
-
-/// SIGTERM, then SIGKILL after `grace`, or as soon as Litestream says its final sync failed
-/// (it would retry for 30 s). True when it exited cleanly after a final sync.
-async fn terminate(mut r: Replicating, grace: Duration) -> bool {
-    #[cfg(unix)]
-    process::send(&r.child, process::Signal::SIGTERM);
-    #[cfg(not(unix))]
-    let _ = r.child.start_kill();
-    let deadline = Instant::now() + grace;
-    let mut sync_failed = None;
-    let ended = loop {
-        tokio::select! {
-            status = r.child.wait() => break Some(status),
-            Some(event) = r.log.recv() => {
-                if let LogEvent::SyncFailed(line) = event {
-                    sync_failed = Some(line);
-                    break None;
-                }
-            }
-            _ = tokio::time::sleep_until(deadline) => break None,
-        }
-    };
-    let status = match ended {
-        Some(status) => status,
-        None => {
-            match &sync_failed {
-                Some(line) => tracing::warn!("litestream's final sync failed ({line}): killing it"),
-                None => tracing::warn!("litestream did not stop within {grace:?}: killing it"),
-            }
-            let _ = r.child.start_kill();
-            r.child.wait().await
-        }
-    };
-    match status {
-        Ok(s) if s.success() && sync_failed.is_none() => {
-            tracing::info!("litestream stopped");
-            true
-        }
-        Ok(s) => {
-            tracing::warn!(
-                "litestream stopped with {}: its final sync did not complete",
-                Exit::from_status(s)
-            );
-            false
-        }
-        Err(e) => {
-            tracing::warn!("cannot wait for litestream: {e}");
-            false
-        }
-    }
-}
-
-/// The next [`Event`] of the running Litestream; never completes when none runs.
-async fn child_event(running: &mut Option<Replicating>) -> Event {
-    let Some(r) = running else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        status = r.child.wait() => Event::Exited(status),
-        Some(event) = r.log.recv() => Event::Log(event),
     }
 }
 

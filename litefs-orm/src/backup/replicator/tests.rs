@@ -1,5 +1,6 @@
 //! Tests of `replicator`.
 
+use super::child::classify;
 use super::*;
 
 #[test]

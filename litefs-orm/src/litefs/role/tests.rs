@@ -1,5 +1,8 @@
 //! Tests of `role`.
 
+use futures_util::StreamExt;
+use tokio::time::Instant;
+
 use super::*;
 use crate::litefs;
 
@@ -257,4 +260,54 @@ async fn a_fresh_check_reads_info_now() {
     *info.lock().unwrap() =
         r#"{"isPrimary":true,"candidate":true,"primary":{"hostname":""}}"#.into();
     assert_eq!(watch.check().await, Some(Role::Primary));
+}
+
+/// A stand-in for LiteFS's HTTP API whose first `/events` stream stays silent without
+/// closing, as a connection that died half-open does; later streams send `init`. `/info`
+/// always says "no primary". Returns the URL and the number of `/events` connections.
+async fn litefs_with_a_silent_first_stream(
+    init: &'static str,
+) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use axum::routing::get;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = connections.clone();
+    let app = axum::Router::new()
+        .route("/info", get(|| async { NO_PRIMARY_INFO }))
+        .route(
+            "/events",
+            get(move || {
+                let n = counted.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    let first: Vec<Result<String, std::io::Error>> = if n == 0 {
+                        vec![]
+                    } else {
+                        vec![Ok(format!("{init}\n"))]
+                    };
+                    let stream =
+                        futures_util::stream::iter(first).chain(futures_util::stream::pending());
+                    axum::body::Body::from_stream(stream)
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), connections)
+}
+
+#[tokio::test]
+async fn a_silent_events_stream_is_reconnected_and_its_init_restates_the_role() {
+    let dir = tempfile::tempdir().unwrap();
+    let init = r#"{"type":"init","data":{"isPrimary":true}}"#;
+    let (url, connections) = litefs_with_a_silent_first_stream(init).await;
+    let idle = Duration::from_millis(200);
+    let watch = RoleWatch::following(dir.path().into(), Some(url), idle).await;
+    assert_eq!(watch.current(), Role::NoPrimary);
+    // Only the second stream's `init` says "primary": `/info` never does.
+    let seen = watch
+        .changed_from(&Role::NoPrimary, Duration::from_secs(10))
+        .await;
+    assert_eq!(seen, Role::Primary);
+    assert!(connections.load(std::sync::atomic::Ordering::SeqCst) >= 2);
 }
