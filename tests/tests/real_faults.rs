@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use litefs_orm::consistency::capture;
 use litefs_orm::{Error, JournalMode, ReplicatedActiveModel};
 use litefs_orm_testkit::apps::AppOptions;
 use litefs_orm_tests::entities::post;
@@ -230,4 +231,77 @@ async fn a_planned_primary_change_under_load_loses_duplicates_and_hides_no_ackno
             assert_eq!(counts.get(&title), Some(&1), "{title} on node {node}");
         }
     }
+}
+
+/// Waits up to [`RECOVERY`] for `check`.
+async fn until(what: &str, check: impl Fn() -> bool) {
+    let start = std::time::Instant::now();
+    while !check() {
+        assert!(start.elapsed() < RECOVERY, "{what} never happened");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// An unplanned failover to a replica that lagged leaves another replica ahead on the old
+/// primary's history: its TXID passes the new primary's first commits while it holds none of
+/// them. A token of such a commit is not taken as held there until the replica, following the
+/// new primary, has the commit.
+#[tokio::test]
+async fn a_replica_ahead_on_an_abandoned_history_waits_for_a_token_until_it_holds_the_commit() {
+    let mut c = real::start(delete_mode().replication_timeout(Duration::from_secs(2))).await;
+    post::new("shared")
+        .insert_replicated(c.db(0))
+        .await
+        .unwrap();
+    c.sync().await.unwrap();
+    // Node 2 falls behind; node 1 gets the old primary's last commits.
+    c.real_mut().stop_node(2).await.unwrap();
+    for i in 0..3 {
+        let title = format!("old history {i}");
+        post::new(&title).insert_replicated(c.db(0)).await.unwrap();
+    }
+    until("node 1 has node 0's last commits", || {
+        c.real().pos(1).ok() == c.real().pos(0).ok()
+    })
+    .await;
+    // The old primary goes away; node 2 takes over with the history it has. Node 1 still
+    // follows node 0, and keeps the commits node 2 never had.
+    c.stop_app(0).await;
+    c.real_mut().stop_node(0).await.unwrap();
+    c.real_mut().set_primary(2).unwrap();
+    c.real_mut().start_node(2).await.unwrap();
+    until("node 2's app sees it is primary", || {
+        c.db(2).role() == litefs_orm::Role::Primary
+    })
+    .await;
+    let start = std::time::Instant::now();
+    let tokens = loop {
+        // Its first statements may meet the mount that went away under it.
+        match capture(post::new("new history").insert_replicated(c.db(2))).await {
+            (Ok(_), tokens) => break tokens,
+            (Err(e), _) => assert!(start.elapsed() < RECOVERY, "no write on node 2: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let token = tokens.get(c.db(2).database_name()).unwrap().clone();
+    let (ahead, _) = c.real().pos(1).unwrap();
+    assert!(
+        ahead >= token.txid(),
+        "node 1 at {ahead} is not ahead of {token:?}"
+    );
+
+    let e = c.db(1).wait_for(&token).await.unwrap_err();
+    assert!(matches!(e, Error::ReplicationTimeout { .. }), "{e:?}");
+    assert!(e.is_committed());
+    assert!(!has_title(c.db(1), "new history").await);
+
+    // Node 1 follows the new primary, which replaces its abandoned history.
+    c.real_mut().restart_node(1).await.unwrap();
+    let start = std::time::Instant::now();
+    while let Err(e) = c.db(1).wait_for(&token).await {
+        // Until its app reads the new mount, a wait can fail as any error.
+        assert!(start.elapsed() < RECOVERY, "never held: {e}");
+    }
+    assert!(has_title(c.db(1), "new history").await);
+    assert!(!has_title(c.db(1), "old history 0").await);
 }

@@ -22,6 +22,8 @@ pub(super) struct Node {
     pub(super) spec: NodeSpec,
     pub(super) child: Option<Child>,
     pub(super) runs: u32,
+    /// The primary named in the config the running LiteFS started with.
+    pub(super) follows: usize,
 }
 
 /// A real LiteFS cluster. Dropping it SIGKILLs every LiteFS and lazily unmounts every mount.
@@ -76,6 +78,7 @@ impl RealCluster {
                 spec,
                 child: None,
                 runs: 0,
+                follows: opts.primary,
             });
         }
         let http = reqwest::Client::builder()
@@ -226,12 +229,13 @@ impl RealCluster {
         }
         let node = &mut self.nodes[i];
         node.runs += 1;
+        node.follows = self.primary;
         node.child = Some(node.spec.spawn(&self.bin, node.runs)?);
         self.wait_ready(i).await?;
         if i == self.primary {
             // Replicas retry a lost primary once a second; wait until they are back.
             for r in (0..self.nodes()).filter(|&r| r != i) {
-                if self.is_running(r) {
+                if self.is_running(r) && self.nodes[r].follows == i {
                     self.wait_ready(r).await?;
                 }
             }
@@ -255,9 +259,18 @@ impl RealCluster {
                 self.stop_node(i).await?;
             }
         }
-        self.primary = to;
-        self.write_configs()?;
+        self.set_primary(to)?;
         self.start_all().await
+    }
+
+    /// Rewrites every config with node `to` as the static primary, restarting nothing: nodes
+    /// started from now on follow it, running ones keep following the primary they started
+    /// with. A replica of a stopped primary thus stays on that primary's history (which the
+    /// new primary may never have had) until it is restarted, as after an unplanned failover.
+    pub fn set_primary(&mut self, to: usize) -> Result<()> {
+        self.check(to)?;
+        self.primary = to;
+        self.write_configs()
     }
 
     /// Stops every node with SIGTERM and unmounts; the cluster can be started node by node
