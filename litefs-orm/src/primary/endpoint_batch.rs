@@ -11,6 +11,7 @@ use super::endpoint::{
 };
 use crate::config::{BATCH_PATH, OPERATION_PATH, RPC_PATH};
 use crate::db::ReplicatedDb;
+use crate::primary::group_commit;
 use crate::protocol::wire::{BatchRequest, ErrorCode};
 
 /// Serves a batch; the batch's answer is signed as a whole, so every call's answer in it is.
@@ -58,7 +59,7 @@ async fn run_batch(db: &ReplicatedDb, body: &[u8]) -> Result<Bytes, Refusal> {
         };
         run_body(db, path, &body).await
     });
-    let results = futures_util::future::join_all(runs).await;
+    let results = group_commit::together(futures_util::future::join_all(runs)).await;
     // The answers are JSON already: frame them without parsing them again.
     let mut out = Vec::with_capacity(64 * results.len());
     out.extend_from_slice(format!("{{\"v\":{},\"answers\":[", batch.v).as_bytes());

@@ -43,6 +43,8 @@ static ENABLED: AtomicBool = AtomicBool::new(true);
 tokio::task_local! {
     /// The committer (by [`Committer::id`]) whose write the current task is running.
     static WRITING: usize;
+    /// Set while the calls of one request run together ([`together`]).
+    static TOGETHER: ();
 }
 
 /// Turns group commit on (the default) or off for the whole process. Off, every write runs
@@ -214,6 +216,15 @@ impl Drop for Alone {
     }
 }
 
+/// Runs `calls`, the writes of one request polled together (a batch from a replica), so that
+/// they share a transaction even when they find the writer idle: the first of them then
+/// queues and starts a leader instead of running alone, and the others, entering in the same
+/// poll, join its batch. Without this a request's first call would be a LiteFS transaction of
+/// its own, and a request's calls would cost two transactions instead of one.
+pub(crate) async fn together<F: Future>(calls: F) -> F::Output {
+    TOGETHER.scope((), calls).await
+}
+
 /// Claims `committer`'s writer for one write, or queues behind its current owner.
 pub(crate) fn enter(committer: &Arc<Committer>) -> Entry {
     if !ENABLED.load(Ordering::Relaxed) {
@@ -224,6 +235,13 @@ pub(crate) fn enter(committer: &Arc<Committer>) -> Entry {
         Some(queue) => {
             let (ticket, turn) = oneshot::channel();
             queue.push_back(ticket);
+            Entry::Queued(turn)
+        }
+        None if TOGETHER.try_with(|()| ()).is_ok() => {
+            let (ticket, turn) = oneshot::channel();
+            *busy = Some(VecDeque::from([ticket]));
+            drop(busy);
+            spawn_leader(committer.clone());
             Entry::Queued(turn)
         }
         None => {

@@ -373,3 +373,18 @@ async fn a_write_started_inside_a_write_is_refused_instead_of_waiting_for_itself
     assert!(err.to_string().contains("inside another"), "{err}");
     assert_eq!(names(&db).await, ["outer"]);
 }
+
+#[tokio::test]
+async fn writes_of_one_request_on_an_idle_writer_commit_in_one_batch() {
+    let db = db().await;
+    let writes = ["a", "b", "c", "d"].map(|name| {
+        in_transaction(&db.committer, move |txn| {
+            Box::pin(async move { insert_sql(txn, name).await })
+        })
+    });
+    let results = together(futures_util::future::join_all(writes)).await;
+    let txids: Vec<u64> = results.into_iter().map(|r| r.unwrap().1).collect();
+    assert_eq!(txids, [POS + 1; 4]);
+    assert_eq!(sizes(&db.committer), [4]);
+    assert_eq!(names(&db).await, ["a", "b", "c", "d"]);
+}
