@@ -2,8 +2,10 @@
 //! SQLite transaction, each in its own savepoint.
 //!
 //! Each database's writer and queue live in its [`Committer`], which its
-//! [`ReplicatedDb`](crate::ReplicatedDb) owns. A write that finds its writer idle runs alone, exactly as a single transaction
-//! ([`executor::solo`](crate::primary::executor)). A write that finds it busy queues a ticket. When
+//! [`ReplicatedDb`](crate::ReplicatedDb) owns. A write that finds its writer idle runs alone,
+//! exactly as a single transaction ([`executor::solo`](crate::primary::executor)) — unless it
+//! is one of the calls of a batch request ([`together`]), which queue for one leader even on an
+//! idle writer. A write that finds it busy queues a ticket. When
 //! the busy writer is done, a leader task opens one transaction for the queue and takes the
 //! tickets in turn: `SAVEPOINT`, hand the transaction to that caller, which runs its own
 //! work in its own task (so its value, hooks and panics stay its own), then `RELEASE` — or
