@@ -26,6 +26,7 @@ use crate::replica::outbox::Outbox;
 mod connection;
 mod dispatch;
 mod open;
+mod proofs;
 mod recovery;
 mod status;
 mod wait;
@@ -79,6 +80,8 @@ struct Inner {
     reopened: AtomicU64,
     /// What [`ReplicatedDb::status`] reports beside the role and position.
     stats: Stats,
+    /// Reads of the idempotency records that prove a commit is here, shared by waiters.
+    proofs: proofs::Proofs,
 }
 
 impl std::fmt::Debug for ReplicatedDb {
@@ -164,6 +167,7 @@ impl ReplicatedDb {
                 reopening: tokio::sync::Mutex::new(None),
                 reopened: AtomicU64::new(0),
                 stats: Stats::default(),
+                proofs: proofs::Proofs::default(),
             }),
         };
         if db.inner.config.litefs_mount.is_some() {

@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 use super::ReplicatedDb;
 use crate::consistency::{Token, Tokens};
 use crate::error::{Error, Result};
-use crate::primary::idempotency;
 
 impl ReplicatedDb {
     /// Waits until this node's replica holds the commit at `txid` that recorded idempotency
@@ -33,7 +32,7 @@ impl ReplicatedDb {
                 .wait_for(txid, remaining)
                 .await
                 .map_err(|t| timed_out(t.last.txid))?;
-            if idempotency::is_recorded(&self.reader(), key).await? {
+            if self.inner.proofs.is_recorded(|| self.reader(), key).await? {
                 return Ok(());
             }
             let remaining = deadline.saturating_duration_since(Instant::now());

@@ -17,6 +17,7 @@
 //! live in [`TABLE`], which the library creates on first use and prunes of records older
 //! than [`Config::idempotency_window`](crate::Config::idempotency_window).
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -176,22 +177,26 @@ impl Ledger {
     }
 }
 
-/// Whether this node's database holds the record of `key`: the proof that it holds the
-/// commit that wrote it (read on a replica, through `conn`, its read pool).
-pub(crate) async fn is_recorded<C: ConnectionTrait>(
+/// Which of `keys` have a record in this node's database: the proof that it holds the
+/// commits that wrote them (read on a replica, through `conn`, its read pool). None when the
+/// table does not exist yet (no forwarded write has reached this database).
+pub(crate) async fn recorded<C: ConnectionTrait>(
     conn: &C,
-    key: &str,
-) -> Result<bool, sea_orm::DbErr> {
+    keys: &[&str],
+) -> Result<HashSet<String>, sea_orm::DbErr> {
+    let marks = vec!["?"; keys.len()].join(",");
+    let sql = format!("SELECT key FROM {TABLE} WHERE key IN ({marks})");
+    let values = keys.iter().map(|k| sea_orm::Value::from(*k));
     match conn
-        .query_one_raw(Statement::from_sql_and_values(
+        .query_all_raw(Statement::from_sql_and_values(
             DbBackend::Sqlite,
-            "SELECT 1 FROM _litefs_orm_idempotency WHERE key = ?",
-            [key.into()],
+            sql,
+            values,
         ))
         .await
     {
-        Ok(row) => Ok(row.is_some()),
-        Err(e) if no_table(&e) => Ok(false),
+        Ok(rows) => rows.iter().map(|r| r.try_get_by_index(0)).collect(),
+        Err(e) if no_table(&e) => Ok(HashSet::new()),
         Err(e) => Err(e),
     }
 }

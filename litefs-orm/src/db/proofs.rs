@@ -1,0 +1,111 @@
+//! The proof that a replica holds a commit — its idempotency key's record is in the local
+//! database — read for many waiters at once.
+//!
+//! Under load the calls of one batch answer reach their TXID together (one `/events` notice
+//! wakes them all), and each would read its own record: on a LiteFS replica every read is a
+//! transaction through the FUSE mount, a few hundred microseconds of CPU across the app and
+//! LiteFS. So the first waiter reads its own key, and the keys of the waiters that arrive
+//! meanwhile are read together, in one query, when it is done — as group commit does for
+//! writes. Each key still gets its own answer.
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use sea_orm::{DatabaseConnection, DbErr};
+use tokio::sync::oneshot;
+
+use crate::primary::idempotency::recorded;
+
+/// Most keys in one query (SQLite allows 32 766 parameters).
+const MAX_KEYS: usize = 256;
+
+type Reply = oneshot::Sender<Result<bool, String>>;
+
+/// The keys waiting for a read while one runs.
+#[derive(Default)]
+pub(super) struct Proofs {
+    /// `None` while no read runs; while one does, the keys queued behind it.
+    queue: Mutex<Option<Vec<(String, Reply)>>>,
+}
+
+impl Proofs {
+    fn lock(&self) -> MutexGuard<'_, Option<Vec<(String, Reply)>>> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether the database `reader` reads holds the record of `key`. Reads it at once when
+    /// no read runs; otherwise waits for the next read, which takes every key queued by then.
+    pub(super) async fn is_recorded(
+        &self,
+        reader: impl Fn() -> DatabaseConnection,
+        key: &str,
+    ) -> Result<bool, DbErr> {
+        let queued = {
+            let mut queue = self.lock();
+            match queue.as_mut() {
+                Some(keys) => {
+                    let (tx, rx) = oneshot::channel();
+                    keys.push((key.to_owned(), tx));
+                    Some(rx)
+                }
+                None => {
+                    *queue = Some(Vec::new());
+                    None
+                }
+            }
+        };
+        if let Some(answer) = queued {
+            return match answer.await {
+                Ok(held) => held.map_err(DbErr::Custom),
+                // The reading caller was cancelled before it got to this key.
+                Err(_) => Ok(recorded(&reader(), &[key]).await?.contains(key)),
+            };
+        }
+        let mut reading = Reading {
+            proofs: self,
+            done: false,
+        };
+        let own = recorded(&reader(), &[key]).await;
+        while let Some(batch) = reading.next_keys() {
+            let keys: Vec<&str> = batch.iter().map(|(k, _)| k.as_str()).collect();
+            let held = recorded(&reader(), &keys).await.map_err(|e| e.to_string());
+            for (k, reply) in batch {
+                let _ = reply.send(held.as_ref().map(|h| h.contains(&k)).map_err(Clone::clone));
+            }
+        }
+        Ok(own?.contains(key))
+    }
+}
+
+/// The caller that reads, for as long as keys queue behind it.
+struct Reading<'a> {
+    proofs: &'a Proofs,
+    done: bool,
+}
+
+impl Reading<'_> {
+    /// The next keys to read; `None` (and no read runs any more) when none queued.
+    fn next_keys(&mut self) -> Option<Vec<(String, Reply)>> {
+        let mut queue = self.proofs.lock();
+        let keys = queue.get_or_insert_with(Vec::new);
+        if keys.is_empty() {
+            *queue = None;
+            self.done = true;
+            return None;
+        }
+        let n = keys.len().min(MAX_KEYS);
+        Some(keys.drain(..n).collect())
+    }
+}
+
+impl Drop for Reading<'_> {
+    /// Cancelled mid-read: no read runs any more, and the callers queued behind it, whose
+    /// replies are dropped here, read their keys themselves.
+    fn drop(&mut self) {
+        if !self.done {
+            *self.proofs.lock() = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
