@@ -17,6 +17,9 @@ use crate::primary::idempotency::recorded;
 
 /// Most keys in one query (SQLite allows 32 766 parameters).
 const MAX_KEYS: usize = 256;
+/// Most queries a caller runs for the keys queued behind it before it returns its own
+/// answer; the callers still queued then enter again (one of them reads next).
+const MAX_ROUNDS: usize = 4;
 
 type Reply = oneshot::Sender<Result<bool, String>>;
 
@@ -39,33 +42,49 @@ impl Proofs {
         reader: impl Fn() -> DatabaseConnection,
         key: &str,
     ) -> Result<bool, DbErr> {
-        let queued = {
-            let mut queue = self.lock();
-            match queue.as_mut() {
-                Some(keys) => {
-                    let (tx, rx) = oneshot::channel();
-                    keys.push((key.to_owned(), tx));
-                    Some(rx)
+        loop {
+            let queued = {
+                let mut queue = self.lock();
+                match queue.as_mut() {
+                    Some(keys) => {
+                        let (tx, rx) = oneshot::channel();
+                        keys.push((key.to_owned(), tx));
+                        Some(rx)
+                    }
+                    None => {
+                        *queue = Some(Vec::new());
+                        None
+                    }
                 }
-                None => {
-                    *queue = Some(Vec::new());
-                    None
-                }
-            }
-        };
-        if let Some(answer) = queued {
-            return match answer.await {
-                Ok(held) => held.map_err(DbErr::Custom),
-                // The reading caller was cancelled before it got to this key.
-                Err(_) => Ok(recorded(&reader(), &[key]).await?.contains(key)),
             };
+            let Some(answer) = queued else {
+                return self.read(&reader, key).await;
+            };
+            match answer.await {
+                Ok(held) => return held.map_err(DbErr::Custom),
+                // The reading caller stopped before it got to this key (it was cancelled,
+                // or done with its rounds): enter again, to read or to queue.
+                Err(_) => continue,
+            }
         }
+    }
+
+    /// Reads `key` as the reading caller, then up to [`MAX_ROUNDS`] times the keys queued
+    /// behind it.
+    async fn read(
+        &self,
+        reader: &impl Fn() -> DatabaseConnection,
+        key: &str,
+    ) -> Result<bool, DbErr> {
         let mut reading = Reading {
             proofs: self,
             done: false,
         };
         let own = recorded(&reader(), &[key]).await;
-        while let Some(batch) = reading.next_keys() {
+        for _ in 0..MAX_ROUNDS {
+            let Some(batch) = reading.next_keys() else {
+                break;
+            };
             let keys: Vec<&str> = batch.iter().map(|(k, _)| k.as_str()).collect();
             let held = recorded(&reader(), &keys).await.map_err(|e| e.to_string());
             for (k, reply) in batch {
@@ -98,8 +117,8 @@ impl Reading<'_> {
 }
 
 impl Drop for Reading<'_> {
-    /// Cancelled mid-read: no read runs any more, and the callers queued behind it, whose
-    /// replies are dropped here, read their keys themselves.
+    /// Cancelled mid-read, or done with its rounds while keys still queue: no read runs any
+    /// more, and the callers queued behind it, whose replies are dropped here, enter again.
     fn drop(&mut self) {
         if !self.done {
             *self.proofs.lock() = None;
