@@ -68,20 +68,52 @@ impl From<Unreadable> for Error {
     }
 }
 
-/// What every successful answer starts with, read on its own so that an answer whose
-/// outcome does not decode still gives the commit's TXID.
+/// What every successful answer starts with: read on its own only when the whole answer does
+/// not decode, so that it still gives the commit's TXID.
 #[derive(serde::Deserialize)]
 struct Envelope {
     v: u32,
     txid: u64,
 }
 
-/// Decodes a successful answer: its envelope first, then the whole of it.
-fn decode<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Result<(T, u64), Unreadable> {
-    let envelope: Envelope = serde_json::from_slice(body).map_err(|e| Unreadable {
-        txid: None,
-        message: format!("unreadable answer: {e}"),
-    })?;
+/// A successful answer's version and TXID.
+trait Answer {
+    fn envelope(&self) -> Envelope;
+}
+
+impl Answer for WriteResponse {
+    fn envelope(&self) -> Envelope {
+        Envelope {
+            v: self.v,
+            txid: self.txid,
+        }
+    }
+}
+
+impl Answer for OperationResponse {
+    fn envelope(&self) -> Envelope {
+        Envelope {
+            v: self.v,
+            txid: self.txid,
+        }
+    }
+}
+
+/// Decodes a successful answer, and its TXID; when it does not decode, its envelope alone.
+fn decode<'a, T: serde::Deserialize<'a> + Answer>(body: &'a [u8]) -> Result<(T, u64), Unreadable> {
+    let (answer, envelope) = match serde_json::from_slice::<T>(body) {
+        Ok(answer) => {
+            let envelope = answer.envelope();
+            (Ok(answer), envelope)
+        }
+        Err(e) => {
+            let envelope: Envelope = serde_json::from_slice(body).map_err(|_| Unreadable {
+                txid: None,
+                message: format!("unreadable answer: {e}"),
+            })?;
+            (Err(e.to_string()), envelope)
+        }
+    };
     let unreadable = |message: String| Unreadable {
         txid: Some(envelope.txid),
         message,
@@ -92,8 +124,7 @@ fn decode<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Result<(T, u64), Unr
             envelope.v
         )));
     }
-    let answer = serde_json::from_slice(body).map_err(|e| unreadable(e.to_string()))?;
-    Ok((answer, envelope.txid))
+    Ok((answer.map_err(unreadable)?, envelope.txid))
 }
 
 /// Insert, update, save or delete of one ActiveModel.
