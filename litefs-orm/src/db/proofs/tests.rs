@@ -91,7 +91,12 @@ async fn keys_queued_behind_a_cancelled_read_are_read_all_the_same() {
     assert!(futures_util::FutureExt::now_or_never(queued.as_mut()).is_none());
     assert_eq!(proofs.lock().as_ref().map(Vec::len), Some(1));
     drop(reading);
-    assert!(queued.await.unwrap());
+    let answered = tokio::time::timeout(std::time::Duration::from_secs(5), queued).await;
+    assert!(
+        answered
+            .expect("the queued caller was left waiting")
+            .unwrap()
+    );
     assert!(proofs.lock().is_none());
 }
 
@@ -100,12 +105,21 @@ async fn callers_left_after_a_readers_rounds_are_read_by_the_next_reader() {
     let held: Vec<String> = (0..1300).map(|i| format!("k{i}")).collect();
     let db = Db::with(&held.iter().map(String::as_str).collect::<Vec<_>>()).await;
     let proofs = Proofs::default();
-    let answers =
-        futures_util::future::join_all(held.iter().map(|k| proofs.is_recorded(|| db.reader(), k)))
-            .await;
+    // Which callers ran a read.
+    let readers = Mutex::new(std::collections::BTreeSet::new());
+    let calls = held.iter().map(|k| {
+        let reader = || {
+            readers.lock().unwrap().insert(k.clone());
+            db.reader()
+        };
+        proofs.is_recorded(reader, k)
+    });
+    let answers = futures_util::future::join_all(calls).await;
     assert!(answers.into_iter().all(|a| a.unwrap()));
-    // The first reader: its key, then 4 rounds of 256; the 275 left enter again and queue
-    // behind the next reader instead of reading one by one.
+    // The first reader: its key, then 4 rounds of 256 and no more; the 275 left enter again,
+    // and another of them reads, for itself and those queued behind it.
+    let readers = readers.lock().unwrap().len();
+    assert!(readers >= 2, "one caller read for all {} keys", held.len());
     let reads = db.reads.load(Ordering::SeqCst);
     assert!((7..=12).contains(&reads), "{reads} reads");
     assert!(proofs.lock().is_none());
