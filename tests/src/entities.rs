@@ -68,6 +68,15 @@ pub mod post {
         }
     }
 
+    /// The posts titled `title` as `db` reads them.
+    pub async fn titled(db: &impl ConnectionTrait, title: &str) -> Vec<Model> {
+        Entity::find()
+            .filter(Column::Title.eq(title))
+            .all(db)
+            .await
+            .unwrap()
+    }
+
     /// `CREATE TABLE` for this entity.
     pub const SCHEMA: &str = "CREATE TABLE post (
         id INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -18,6 +18,15 @@ use sea_orm::ConnectionTrait;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+/// Waits until `check` holds, looking every 10 ms; panics naming `what` after `within`.
+pub async fn until(what: &str, within: Duration, check: impl Fn() -> bool) {
+    let start = std::time::Instant::now();
+    while !check() {
+        assert!(start.elapsed() < within, "{what} never happened");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// The shared RPC secret of test clusters.
 pub const SECRET: &str = litefs_orm_testkit::apps::SECRET;
 

@@ -4,30 +4,10 @@
 use std::time::Duration;
 
 use litefs_orm::consistency::capture;
-use litefs_orm::{Error, ReplicatedActiveModel, ReplicatedDb, Role};
+use litefs_orm::{Error, ReplicatedActiveModel, Role};
 use litefs_orm_tests::entities::post;
-use litefs_orm_tests::{Setup, TestCluster};
+use litefs_orm_tests::{Setup, TestCluster, until};
 use sea_orm::EntityTrait;
-
-async fn titled(db: &ReplicatedDb, title: &str) -> usize {
-    post::Entity::find()
-        .all(db)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|p| p.title == title)
-        .count()
-}
-
-async fn until(what: &str, check: impl Fn() -> bool) {
-    for _ in 0..500 {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("{what} never happened");
-}
 
 /// A cluster where node 2 holds TXIDs of node 0's history that node 1, the new primary,
 /// never had: node 2 is ahead on an abandoned history, and held there.
@@ -46,7 +26,7 @@ async fn abandoned_history(replication_timeout: Duration) -> TestCluster {
             .unwrap();
     }
     // The primary's `-pos` shows the commits a moment after them; node 2 follows it.
-    until("node 2 has node 0's writes", || {
+    until("node 2 has node 0's writes", Duration::from_secs(5), || {
         let primary = c.litefs.pos(0);
         primary.txid > before && c.litefs.pos(2) == primary
     })
@@ -54,7 +34,7 @@ async fn abandoned_history(replication_timeout: Duration) -> TestCluster {
     c.litefs.pause_replication_to(2);
     c.litefs.switch_primary(1).await;
     c.litefs.resume_replication_to(1);
-    until("node 2 follows node 1", || {
+    until("node 2 follows node 1", Duration::from_secs(5), || {
         matches!(c.db(2).role(), Role::Replica { .. }) && c.db(1).role() == Role::Primary
     })
     .await;
@@ -71,7 +51,7 @@ async fn a_replica_ahead_on_an_abandoned_history_does_not_take_its_txid_for_the_
         .unwrap_err();
     assert!(matches!(e, Error::ReplicationTimeout { .. }), "{e:?}");
     assert!(e.is_committed());
-    assert_eq!(titled(c.db(1), "new history").await, 1);
+    assert_eq!(post::titled(c.db(1), "new history").await.len(), 1);
 }
 
 #[tokio::test]
@@ -82,7 +62,7 @@ async fn a_replica_ahead_on_an_abandoned_history_returns_once_it_holds_the_write
     tokio::time::sleep(Duration::from_millis(300)).await;
     c.litefs.resume_replication_to(2);
     write.await.unwrap().unwrap();
-    assert_eq!(titled(c.db(2), "new history").await, 1);
+    assert_eq!(post::titled(c.db(2), "new history").await.len(), 1);
 }
 
 #[tokio::test]
@@ -100,7 +80,7 @@ async fn a_forwarded_write_earns_a_token_that_another_node_waits_for() {
     assert!(matches!(e, Error::ReplicationTimeout { .. }), "{e:?}");
     c.litefs.resume_replication_to(2);
     c.db(2).wait_for_tokens(&tokens).await.unwrap();
-    assert_eq!(titled(c.db(2), "with a token").await, 1);
+    assert_eq!(post::titled(c.db(2), "with a token").await.len(), 1);
 }
 
 #[tokio::test]
@@ -111,7 +91,7 @@ async fn a_local_write_on_the_primary_earns_a_token_too() {
     saved.unwrap();
     assert_eq!(tokens.len(), 1);
     c.db(2).wait_for_tokens(&tokens).await.unwrap();
-    assert_eq!(titled(c.db(2), "on the primary").await, 1);
+    assert_eq!(post::titled(c.db(2), "on the primary").await.len(), 1);
 }
 
 #[tokio::test]
@@ -166,7 +146,11 @@ async fn under_load_through_a_primary_change_every_acknowledged_write_is_readabl
                     let title = format!("n{node}-w{w}-{n}");
                     n += 1;
                     if post::new(&title).insert_replicated(&db).await.is_ok() {
-                        assert_eq!(titled(&db, &title).await, 1, "{title} when acknowledged");
+                        assert_eq!(
+                            post::titled(&db, &title).await.len(),
+                            1,
+                            "{title} when acknowledged"
+                        );
                         acknowledged += 1;
                     }
                 }

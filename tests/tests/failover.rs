@@ -203,13 +203,7 @@ async fn a_write_on_a_primary_demoted_before_it_noticed_lands_once_on_the_new_pr
         .unwrap();
     c.litefs.sync().await.unwrap();
     for node in 0..3 {
-        let found = post::Entity::find()
-            .all(c.db(node))
-            .await
-            .unwrap()
-            .into_iter()
-            .filter(|p| p.title == "demoted unawares")
-            .collect::<Vec<_>>();
+        let found = post::titled(c.db(node), "demoted unawares").await;
         assert_eq!(found, vec![saved.clone()], "node {node}");
     }
     assert_eq!(c.litefs.replica_writes_detected(), 0);

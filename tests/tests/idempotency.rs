@@ -9,19 +9,8 @@ use litefs_orm_tests::entities::post;
 use litefs_orm_tests::operations::IncrementPage;
 use litefs_orm_tests::proxy::Fault;
 use litefs_orm_tests::{TestCluster, post_insert_body, post_signed};
-use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Statement};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde_json::json;
-
-/// The posts titled `title` as node `db` has them.
-async fn posts(db: &ReplicatedDb, title: &str) -> Vec<post::Model> {
-    post::Entity::find()
-        .all(db)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|p| p.title == title)
-        .collect()
-}
 
 async fn views(db: &ReplicatedDb, page: &str) -> Option<i64> {
     db.query_one_raw(Statement::from_sql_and_values(
@@ -42,7 +31,7 @@ async fn a_write_whose_answer_was_lost_is_retried_and_lands_once() {
         .insert_replicated(c.db(1))
         .await
         .unwrap();
-    assert_eq!(posts(c.db(0), "lost answer").await, vec![saved]);
+    assert_eq!(post::titled(c.db(0), "lost answer").await, vec![saved]);
 }
 
 #[tokio::test]
@@ -95,11 +84,11 @@ async fn a_primary_change_during_a_stalled_answer_retries_on_the_new_primary_onc
     let writer = c.db(2).clone();
     let write = tokio::spawn(async move { post::new("moved").insert_replicated(&writer).await });
     // The old primary commits; its answer is held back.
-    wait_until(|| async { posts(c.db(0), "moved").await.len() == 1 }).await;
+    wait_until(|| async { post::titled(c.db(0), "moved").await.len() == 1 }).await;
     c.litefs.sync().await.unwrap();
     c.litefs.switch_primary(1).await;
     let saved = write.await.unwrap().unwrap();
-    assert_eq!(posts(c.db(1), "moved").await, vec![saved]);
+    assert_eq!(post::titled(c.db(1), "moved").await, vec![saved]);
 }
 
 #[tokio::test]
@@ -108,12 +97,12 @@ async fn a_replica_promoted_while_its_forwarded_write_stalled_answers_it_from_th
     c.proxies[0].set(Fault::Stall);
     let writer = c.db(1).clone();
     let write = tokio::spawn(async move { post::new("promoted").insert_replicated(&writer).await });
-    wait_until(|| async { posts(c.db(0), "promoted").await.len() == 1 }).await;
+    wait_until(|| async { post::titled(c.db(0), "promoted").await.len() == 1 }).await;
     c.litefs.sync().await.unwrap();
     // The writing node itself becomes primary: it runs the call locally, under its key.
     c.litefs.switch_primary(1).await;
     let saved = write.await.unwrap().unwrap();
-    assert_eq!(posts(c.db(1), "promoted").await, vec![saved]);
+    assert_eq!(post::titled(c.db(1), "promoted").await, vec![saved]);
 }
 
 fn keyed_insert(key: &str, title: &str) -> Vec<u8> {
@@ -134,7 +123,7 @@ async fn a_request_sent_twice_under_one_key_gets_the_first_answer_and_writes_onc
         .await
         .unwrap();
     assert_eq!(again.outcome, first.outcome);
-    assert_eq!(posts(c.db(0), "twice").await.len(), 1);
+    assert_eq!(post::titled(c.db(0), "twice").await.len(), 1);
 }
 
 #[tokio::test]
@@ -151,7 +140,7 @@ async fn a_key_sent_again_with_another_request_is_refused_and_writes_nothing() {
     let body: ErrorBody = refused.json().await.unwrap();
     assert_eq!(body.code, ErrorCode::BadRequest);
     assert!(body.message.contains("k-2"), "{}", body.message);
-    assert!(posts(c.db(0), "second").await.is_empty());
+    assert!(post::titled(c.db(0), "second").await.is_empty());
 }
 
 fn keyed_increment(key: &str, page: &str) -> Vec<u8> {
@@ -202,7 +191,7 @@ async fn a_malformed_key_is_a_bad_request() {
     let c = TestCluster::start().await;
     let resp = post_signed(&c.rpc_url(0), keyed_insert("", "no key")).await;
     assert_eq!(resp.status().as_u16(), 400);
-    assert!(posts(c.db(0), "no key").await.is_empty());
+    assert!(post::titled(c.db(0), "no key").await.is_empty());
 }
 
 #[tokio::test]
@@ -271,7 +260,7 @@ async fn a_request_replayed_to_a_new_primary_is_answered_from_the_record() {
     assert_eq!(first[0].0, 200);
     assert_eq!(again[0].0, 200);
     assert_eq!(first[0].1["outcome"], again[0].1["outcome"]);
-    assert_eq!(posts(c.db(1), "replayed").await.len(), 1);
+    assert_eq!(post::titled(c.db(1), "replayed").await.len(), 1);
 }
 
 #[tokio::test]
@@ -290,7 +279,12 @@ async fn a_request_replayed_to_a_restarted_primary_is_answered_from_the_record()
     .await;
     assert_eq!((answers[0].0, answers[1].0), (200, 200));
     assert_eq!(answers[0].1["outcome"], answers[1].1["outcome"]);
-    assert_eq!(posts(c.db(0), "replayed after a restart").await.len(), 1);
+    assert_eq!(
+        post::titled(c.db(0), "replayed after a restart")
+            .await
+            .len(),
+        1
+    );
 }
 
 /// Counts its runs in this process.

@@ -14,6 +14,7 @@ use litefs_orm::{Error, JournalMode, ReplicatedActiveModel};
 use litefs_orm_testkit::apps::AppOptions;
 use litefs_orm_tests::entities::post;
 use litefs_orm_tests::real::{self, setup};
+use litefs_orm_tests::until;
 use sea_orm::{EntityTrait, PaginatorTrait};
 
 fn delete_mode() -> AppOptions {
@@ -43,12 +44,6 @@ async fn insert_until_it_lands(db: &litefs_orm::ReplicatedDb, title: &str) -> Ve
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// Whether `db` reads a post titled `title`.
-async fn has_title(db: &litefs_orm::ReplicatedDb, title: &str) -> bool {
-    let posts = post::Entity::find().all(db).await.unwrap();
-    posts.iter().any(|p| p.title == title)
 }
 
 #[tokio::test]
@@ -85,7 +80,7 @@ async fn writes_from_replicas_resume_by_themselves_when_the_primarys_litefs_retu
     let _ = post::new("while down").insert_replicated(c.db(1)).await;
     c.real_mut().start_node(0).await.unwrap();
     insert_until_it_lands(c.db(1), "after").await;
-    assert!(has_title(c.db(1), "after").await);
+    assert!(!post::titled(c.db(1), "after").await.is_empty());
 }
 
 #[tokio::test]
@@ -122,7 +117,7 @@ async fn forwarded_writes_resume_after_litefs_restarts_under_the_primarys_app() 
     let mut c = real::start(delete_mode()).await;
     c.real_mut().restart_node(0).await.unwrap();
     insert_until_it_lands(c.db(2), "forwarded after").await;
-    assert!(has_title(c.db(2), "forwarded after").await);
+    assert!(!post::titled(c.db(2), "forwarded after").await.is_empty());
 }
 
 #[tokio::test]
@@ -233,15 +228,6 @@ async fn a_planned_primary_change_under_load_loses_duplicates_and_hides_no_ackno
     }
 }
 
-/// Waits up to [`RECOVERY`] for `check`.
-async fn until(what: &str, check: impl Fn() -> bool) {
-    let start = std::time::Instant::now();
-    while !check() {
-        assert!(start.elapsed() < RECOVERY, "{what} never happened");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// An unplanned failover to a replica that lagged leaves another replica ahead on the old
 /// primary's history: its TXID passes the new primary's first commits while it holds none of
 /// them. A token of such a commit is not taken as held there until the replica, following the
@@ -260,7 +246,7 @@ async fn a_replica_ahead_on_an_abandoned_history_waits_for_a_token_until_it_hold
         let title = format!("old history {i}");
         post::new(&title).insert_replicated(c.db(0)).await.unwrap();
     }
-    until("node 1 has node 0's last commits", || {
+    until("node 1 has node 0's last commits", RECOVERY, || {
         c.real().pos(1).ok() == c.real().pos(0).ok()
     })
     .await;
@@ -270,7 +256,7 @@ async fn a_replica_ahead_on_an_abandoned_history_waits_for_a_token_until_it_hold
     c.real_mut().stop_node(0).await.unwrap();
     c.real_mut().set_primary(2).unwrap();
     c.real_mut().start_node(2).await.unwrap();
-    until("node 2's app sees it is primary", || {
+    until("node 2's app sees it is primary", RECOVERY, || {
         c.db(2).role() == litefs_orm::Role::Primary
     })
     .await;
@@ -293,7 +279,7 @@ async fn a_replica_ahead_on_an_abandoned_history_waits_for_a_token_until_it_hold
     let e = c.db(1).wait_for(&token).await.unwrap_err();
     assert!(matches!(e, Error::ReplicationTimeout { .. }), "{e:?}");
     assert!(e.is_committed());
-    assert!(!has_title(c.db(1), "new history").await);
+    assert!(post::titled(c.db(1), "new history").await.is_empty());
 
     // Node 1 follows the new primary, which replaces its abandoned history.
     c.real_mut().restart_node(1).await.unwrap();
@@ -302,6 +288,6 @@ async fn a_replica_ahead_on_an_abandoned_history_waits_for_a_token_until_it_hold
         // Until its app reads the new mount, a wait can fail as any error.
         assert!(start.elapsed() < RECOVERY, "never held: {e}");
     }
-    assert!(has_title(c.db(1), "new history").await);
-    assert!(!has_title(c.db(1), "old history 0").await);
+    assert!(!post::titled(c.db(1), "new history").await.is_empty());
+    assert!(post::titled(c.db(1), "old history 0").await.is_empty());
 }
