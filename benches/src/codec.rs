@@ -53,6 +53,7 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
     let answer = serde_json::to_vec(&WriteResponse {
         v: WIRE_VERSION,
         txid: 1234,
+        run: Some("0123456789abcdef".into()),
         outcome: Outcome::Model(<item::Entity as Replicated>::to_wire(
             &saved.clone().into_active_model(),
         )),
@@ -76,6 +77,7 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
         serde_json::to_vec(&WriteResponse {
             v: WIRE_VERSION,
             txid: 1234,
+            run: Some("0123456789abcdef".into()),
             outcome: Outcome::Model(<item::Entity as Replicated>::to_wire(
                 &saved.clone().into_active_model(),
             )),

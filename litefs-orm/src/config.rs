@@ -314,6 +314,26 @@ impl Config {
         self
     }
 
+    /// How long a consistency token this node issues is honoured: the
+    /// [`idempotency_window`](Config::idempotency_window) less what may pass between a
+    /// commit's record and its token (a write's whole deadline and its read-your-writes
+    /// wait) and twice [`max_clock_skew`](Config::max_clock_skew) (the clocks of the node
+    /// that issues it and of the one that reads it, against the primary's) — at most half
+    /// the window. So the record that proves a token's commit is never pruned while the
+    /// token is honoured. 45 s with the defaults.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let config = litefs_orm::Config::litefs("/litefs", "app.db");
+    /// assert_eq!(config.token_lifetime(), Duration::from_secs(45));
+    /// ```
+    pub fn token_lifetime(&self) -> Duration {
+        let spent = self.write_timeout + self.replication_timeout + self.max_clock_skew * 2;
+        self.idempotency_window
+            .saturating_sub(spent)
+            .min(self.idempotency_window / 2)
+    }
+
     /// Sets [`idempotency_window`](Config::idempotency_window).
     pub fn with_idempotency_window(mut self, d: Duration) -> Self {
         self.idempotency_window = d;

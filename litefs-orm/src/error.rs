@@ -12,8 +12,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 ///
 /// Each variant says whether the write may have been committed: only
 /// [`Error::ReplicationTimeout`] and [`Error::AnswerMismatch`] (committed),
-/// [`Error::Transport`] after the request was sent and [`Error::UnverifiedAnswer`] (unknown)
-/// can leave a write behind; every other error means nothing was written —
+/// [`Error::Transport`] after the request was sent, [`Error::WriteStalled`] at the commit,
+/// [`Error::CommitNotRecorded`] and [`Error::UnverifiedAnswer`] (unknown) can leave a write
+/// behind; every other error means nothing was written —
 /// [`may_be_committed`](Error::may_be_committed) says which, and each message says why.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -81,6 +82,32 @@ pub enum Error {
         "the write waited for the database's writer until its deadline, behind other writes; nothing was written"
     )]
     WriterBusy,
+    /// This node is the primary, and its database did not answer before the write's
+    /// deadline ([`Config::write_timeout`](crate::Config::write_timeout)): a LiteFS that is
+    /// paused or cut off, a disk that hangs. `maybe_committed` says whether the write had
+    /// reached its commit (which may still complete once the database answers); otherwise
+    /// nothing was written.
+    #[error("the primary's database did not answer before the write's deadline ({}); is LiteFS paused, or its disk hanging?", if *maybe_committed { "the write had reached its commit: it may have been committed" } else { "before the write's commit: nothing was written" })]
+    WriteStalled {
+        /// Whether the write had reached its commit.
+        maybe_committed: bool,
+    },
+    /// This node is the primary, and SQLite committed the write, but LiteFS did not record
+    /// it as a transaction: its position stayed at `local` instead of reaching `txid`. The
+    /// connection was one LiteFS stopped following when it gave up its lease and recovered
+    /// the database (after LiteFS was paused, or cut off from its lease) and then took the
+    /// lease again. The write will not replicate, and this node may or may not keep it: it
+    /// may have been committed. The node reopens its connections; a call with an
+    /// idempotency key is retried under it, so it applies at most once.
+    #[error(
+        "SQLite committed the write on the primary, but LiteFS did not record it (its position stayed at txid {local}, not {txid}): LiteFS lost and retook its lease under the connection; the write may have been committed, and will not replicate. The connections are reopened"
+    )]
+    CommitNotRecorded {
+        /// The TXID the commit should have been.
+        txid: u64,
+        /// LiteFS's position instead.
+        local: u64,
+    },
     /// The primary's database refused the write (constraint, hook error...). Nothing was written.
     #[error(
         "the database refused the write (the primary's, or this standalone node's); nothing was written: {0}"
@@ -202,7 +229,10 @@ impl Error {
                 Error::Transport {
                     maybe_committed: true,
                     ..
+                } | Error::WriteStalled {
+                    maybe_committed: true
                 } | Error::UnverifiedAnswer { .. }
+                    | Error::CommitNotRecorded { .. }
             )
     }
 

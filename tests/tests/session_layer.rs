@@ -8,9 +8,9 @@ use axum::http::StatusCode;
 use axum::routing::post as post_route;
 use litefs_orm::ReplicatedActiveModel;
 use litefs_orm::ReplicatedDb;
-use litefs_orm::consistency::{BadTokens, ConsistencyLayer, OnStale};
+use litefs_orm::consistency::{BadTokens, ConsistencyLayer, OnStale, Token, Tokens};
 use litefs_orm_tests::entities::post;
-use litefs_orm_tests::{Served, TestCluster};
+use litefs_orm_tests::{SECRET, Served, TestCluster};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 const HEADER: &str = "x-litefs-orm-token";
@@ -202,4 +202,42 @@ async fn a_forged_token_is_refused_when_so_configured() {
     let (url, _s) = app(&c, 1, |l| l.bad_tokens(BadTokens::Refuse)).await;
     let resp = show_through(&url, "g", HEADER, "garbage").await;
     assert_eq!(resp.status(), 400);
+}
+
+#[tokio::test]
+async fn an_expired_token_in_the_cookie_never_makes_refuse_turn_the_session_away() {
+    let c = TestCluster::start().await;
+    let (url, _s) = app(&c, 1, |l| l.bad_tokens(BadTokens::Refuse)).await;
+    let token = create_through(&url, "h").await;
+    // The session also wrote to another database long ago; its token expired in the cookie.
+    let expired = Token::new("other.db", 3, "aa")
+        .with_issued_ms(1)
+        .encode(SECRET.as_bytes());
+    let cookie = format!("litefs_orm_token={token}~{expired}");
+    let resp = show_through(&url, "h", "cookie", &cookie).await;
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn the_tokens_a_request_earned_replace_the_ones_it_carried() {
+    let c = TestCluster::start().await;
+    let (url, _s) = app(&c, 1, |l| {
+        l.wait(Duration::from_millis(100)).on_stale(OnStale::Serve)
+    })
+    .await;
+    // A commit this cluster's history lost: a TXID above any it will reach.
+    let lost = Token::new(c.db(1).database_name(), 1 << 40, "aa").encode(SECRET.as_bytes());
+    let resp = client()
+        .post(format!("{url}/posts/i"))
+        .header(HEADER, &lost)
+        .send()
+        .await
+        .unwrap();
+    let text = token_of(resp).await;
+    let (tokens, _) = Tokens::decode(&text, SECRET.as_bytes(), Duration::from_secs(60));
+    let earned = tokens
+        .get(c.db(1).database_name())
+        .expect("the database's token");
+    assert_ne!(earned.key(), "aa", "{text}");
+    assert!(earned.txid() < 1 << 40, "{text}");
 }

@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use litefs_orm::{Error, ReplicatedActiveModel, Role};
 use litefs_orm_tests::entities::post;
-use litefs_orm_tests::operations::HoldWriter;
 use sea_orm::ActiveValue::Set;
 use sea_orm::EntityTrait;
 
@@ -37,39 +36,33 @@ async fn standalone_has_no_position() {
 
 #[tokio::test]
 async fn a_write_still_queued_at_its_deadline_gives_up_and_writes_nothing() {
+    use sea_orm::TransactionTrait;
     let dir = tempfile::tempdir().unwrap();
     let config = litefs_orm::Config::standalone(dir.path().join("app.db"))
         .with_write_timeout(Duration::from_millis(200));
     let db = litefs_orm_tests::standalone_with(config).await;
-    let holder = {
+    // The app's own transaction holds the writer past every deadline.
+    let held = db.begin().await.unwrap();
+    let first = {
         let db = db.clone();
-        tokio::spawn(async move { db.run(HoldWriter { ms: 1_000 }).await })
+        tokio::spawn(async move { post::new("first").insert_replicated(&db).await })
     };
-    wait_until_the_write_lock_is_held(&dir.path().join("app.db")).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
     let err = post::new("late").insert_replicated(&db).await.unwrap_err();
     assert!(matches!(err, Error::WriterBusy), "{err:?}");
-    holder.await.unwrap().unwrap();
-    let late = post::Entity::find().all(&db).await.unwrap();
-    assert!(late.is_empty(), "{late:?}");
-}
-
-/// Polls SQLite's write lock on `path` from a connection of its own until someone holds it.
-async fn wait_until_the_write_lock_is_held(path: &std::path::Path) {
-    use sea_orm::sqlx::{Connection, Executor, sqlite::SqliteConnectOptions};
-    let options = SqliteConnectOptions::new()
-        .filename(path)
-        .busy_timeout(Duration::ZERO);
-    let mut probe = sea_orm::sqlx::SqliteConnection::connect_with(&options)
-        .await
-        .unwrap();
-    for _ in 0..500 {
-        if probe.execute("BEGIN IMMEDIATE").await.is_err() {
-            return;
-        }
-        probe.execute("ROLLBACK").await.unwrap();
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("nobody took the write lock within 5 s");
+    let err = first.await.unwrap().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::WriteStalled {
+                maybe_committed: false
+            }
+        ),
+        "{err:?}"
+    );
+    held.rollback().await.unwrap();
+    let written = post::Entity::find().all(&db).await.unwrap();
+    assert!(written.is_empty(), "{written:?}");
 }
 
 #[tokio::test]

@@ -227,3 +227,20 @@ fn no_read_connections_names_the_variable() {
     c.read_connections = 0;
     assert!(refusal(c).contains("LITEFS_ORM_READ_CONNECTIONS"));
 }
+
+#[test]
+fn a_window_whose_tokens_would_outlive_their_records_is_refused() {
+    // Passes the retry-span check (2 × 10 s + 30 s ≤ 60 s), but a token would be honoured
+    // longer than the record that proves it is kept.
+    let e = refusal(node().with_idempotency_window(Duration::from_secs(60)));
+    assert!(e.contains("LITEFS_ORM_IDEMPOTENCY_WINDOW_MS"), "{e}");
+    assert!(e.contains("outlives"), "{e}");
+}
+
+#[test]
+fn a_token_never_outlives_the_record_that_proves_its_commit() {
+    let c = node();
+    let longest_gap = c.write_timeout + c.replication_timeout + c.max_clock_skew * 2;
+    assert!(c.token_lifetime() + longest_gap <= c.idempotency_window);
+    assert!(node().validate().is_ok());
+}

@@ -56,6 +56,18 @@ impl Config {
         }
         if let Some(mount) = &self.litefs_mount {
             self.validate_litefs(mount)?;
+            if self.token_lifetime() < MIN_TOKEN_LIFETIME {
+                return Err(Error::Config(format!(
+                    "idempotency_window (LITEFS_ORM_IDEMPOTENCY_WINDOW_MS) is {:?}: a consistency \
+                     token would be honoured for {:?}, under {MIN_TOKEN_LIFETIME:?}; the window must \
+                     exceed write_timeout plus replication_timeout plus twice max_clock_skew \
+                     ({:?}) by at least that, so that the record proving a token's commit outlives \
+                     the token",
+                    self.idempotency_window,
+                    self.token_lifetime(),
+                    self.write_timeout + self.replication_timeout + self.max_clock_skew * 2,
+                )));
+            }
         }
         let shortest = self.write_timeout * 2 + self.max_clock_skew;
         if self.idempotency_window < shortest {
@@ -137,6 +149,9 @@ impl Config {
 /// Longest accepted timeout or window: a year. Longer ones overflow the clock arithmetic
 /// they take part in, and are mistakes.
 const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Shortest accepted consistency token lifetime ([`Config::token_lifetime`]).
+const MIN_TOKEN_LIFETIME: Duration = Duration::from_secs(1);
 
 /// Smallest accepted body limit: a batch of one small call must fit.
 const MIN_BODY_BYTES: usize = 1024;

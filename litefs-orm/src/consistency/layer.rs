@@ -38,8 +38,10 @@ pub enum OnStale {
     Serve,
 }
 
-/// What to do with a token that does not verify: malformed, forged, of another cluster, or
-/// expired.
+/// What to do with a token that does not verify: malformed, forged, or of another cluster.
+/// An expired token is not a bad one — a session's cookie outlives the token of a database
+/// it stopped writing to, and the client cannot clear an `HttpOnly` cookie — so it is always
+/// dropped, and the next cookie the layer writes leaves it out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BadTokens {
     /// Ignore it (logged at debug): the request runs as if it carried none. The default.
@@ -201,8 +203,10 @@ where
                     .insert(STALE_HEADER, HeaderValue::from_static("1"));
             }
             if !earned.is_empty() {
+                // The request's writes came after what it carried: they replace it, even at
+                // a lower TXID (a failover lost the carried commit; only theirs can be held).
                 let mut tokens = carried;
-                tokens.merge_all(earned);
+                tokens.replace_all(earned);
                 settings.write_tokens(&tokens, response.headers_mut());
             }
             Ok(response)
@@ -237,11 +241,12 @@ impl Settings {
         let mut tokens = Tokens::default();
         for text in texts.into_iter().take(MAX_DATABASES) {
             let (read, refused) = Tokens::decode(text, secret, self.lifetime());
-            if let Some(why) = refused.first() {
+            for why in &refused {
                 tracing::debug!(error = %why, "consistency token not honoured");
-                if self.bad_tokens == BadTokens::Refuse {
-                    return Err(why.clone());
-                }
+            }
+            let bad = refused.iter().find(|why| **why != TokenError::Expired);
+            if let (Some(why), BadTokens::Refuse) = (bad, self.bad_tokens) {
+                return Err(why.clone());
             }
             tokens.merge_all(read);
         }

@@ -32,5 +32,5 @@ pub use layer::{
     BadTokens, Consistency, ConsistencyLayer, DEFAULT_COOKIE, DEFAULT_HEADER, OnStale, STALE_HEADER,
 };
 pub use session::capture;
-pub(crate) use session::{active, record};
+pub(crate) use session::{active, held, replace};
 pub use token::{MAX_DATABASES, MAX_TOKEN_LEN, Token, TokenError, Tokens};

@@ -21,8 +21,10 @@ impl Session {
 }
 
 /// Runs `work` and returns, with its output, the tokens of the replicated writes it made
-/// on this task (the latest per database). Writes made by tasks `work` spawns are not seen.
-/// Captures nest: an enclosing capture sees the tokens too.
+/// on this task (the latest per database: the one that holds every other write of the
+/// capture, or — when a failover lost an earlier write — the one that still can be held).
+/// Writes made by tasks `work` spawns are not seen. Captures nest: an enclosing capture
+/// sees the tokens too.
 ///
 /// ```no_run
 /// # async fn run(db: litefs_orm::ReplicatedDb, model: impl litefs_orm::ReplicatedActiveModel) {
@@ -35,7 +37,7 @@ pub async fn capture<F: Future>(work: F) -> (F::Output, Tokens) {
     let session = Session::default();
     let out = SESSION.scope(session.clone(), work).await;
     let tokens = std::mem::take(&mut *session.tokens());
-    let _ = SESSION.try_with(|outer| outer.tokens().merge_all(tokens.clone()));
+    let _ = SESSION.try_with(|outer| outer.tokens().replace_all(tokens.clone()));
     (out, tokens)
 }
 
@@ -45,7 +47,15 @@ pub(crate) fn active() -> bool {
     SESSION.try_with(|_| ()).is_ok()
 }
 
-/// Adds `token` to the running [`capture`], if any.
-pub(crate) fn record(token: Token) {
-    let _ = SESSION.try_with(|s| s.tokens().merge(token));
+/// The running [`capture`]'s token for `database`, if any.
+pub(crate) fn held(database: &str) -> Option<Token> {
+    SESSION
+        .try_with(|s| s.tokens().get(database).cloned())
+        .ok()
+        .flatten()
+}
+
+/// Makes `token` the running [`capture`]'s token for its database, if a capture runs.
+pub(crate) fn replace(token: Token) {
+    let _ = SESSION.try_with(|s| s.tokens().replace(token));
 }

@@ -6,8 +6,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-/// The version tag every token string starts with.
-const VERSION: &str = "1";
+/// The version tag of a token that names its commit's run.
+const VERSION: &str = "2";
+/// The version tag of a token without a run (from a primary older than runs).
+const VERSION_NO_RUN: &str = "1";
 /// Bytes of the HMAC kept in a token: 128 bits.
 const SIG_BYTES: usize = 16;
 /// Longest token string accepted (the parser reads no further).
@@ -16,9 +18,11 @@ pub const MAX_TOKEN_LEN: usize = 512;
 pub const MAX_DATABASES: usize = 8;
 
 /// A commit on one database: its TXID, and the idempotency key the primary recorded in the
-/// same transaction. A node holds the commit when its replica is at that TXID or later
-/// **and** holds that key's record — which stays true across failovers, where a replica may
-/// hold TXIDs of an abandoned history that do not contain the commit.
+/// same transaction with the run (one execution of the call) that committed it. A node holds
+/// the commit when its replica is at that TXID or later **and** holds that key's record of
+/// that run — which stays true across failovers, where a replica may hold TXIDs of an
+/// abandoned history that do not contain the commit, or even a record of the same key that
+/// an abandoned run wrote.
 ///
 /// Tokens are signed with the cluster's secret, name their database, and expire: a node
 /// ignores (or refuses) one it cannot verify.
@@ -37,6 +41,7 @@ pub struct Token {
     database: String,
     txid: u64,
     key: String,
+    run: Option<String>,
     issued_ms: u64,
 }
 
@@ -81,8 +86,21 @@ impl Token {
             database: database.into(),
             txid,
             key: key.into(),
+            run: None,
             issued_ms: now_ms(),
         }
+    }
+
+    /// The same commit, naming the run that committed it (hex, as the primary answers it).
+    ///
+    /// ```
+    /// use litefs_orm::consistency::Token;
+    /// let token = Token::new("app.db", 42, "0193a1b2c3d4e5f60718293a").with_run("9f86d081884c7d65");
+    /// assert_eq!(token.run(), Some("9f86d081884c7d65"));
+    /// ```
+    pub fn with_run(mut self, run: impl Into<String>) -> Token {
+        self.run = Some(run.into());
+        self
     }
 
     /// The database's file name.
@@ -100,6 +118,28 @@ impl Token {
         &self.key
     }
 
+    /// The same token as issued at `issued_ms` (Unix milliseconds) instead of now: for
+    /// tests of expiry, and for tokens kept elsewhere and made again.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use litefs_orm::consistency::{Token, TokenError};
+    /// let old = Token::new("app.db", 42, "aa").with_issued_ms(0);
+    /// let text = old.encode(b"a long random shared secret");
+    /// let read = Token::decode(&text, b"a long random shared secret", Duration::from_secs(60));
+    /// assert_eq!(read, Err(TokenError::Expired));
+    /// ```
+    pub fn with_issued_ms(mut self, issued_ms: u64) -> Token {
+        self.issued_ms = issued_ms;
+        self
+    }
+
+    /// The run that committed it: `None` for a commit of a primary older than runs, whose
+    /// key's record alone proves it.
+    pub fn run(&self) -> Option<&str> {
+        self.run.as_deref()
+    }
+
     /// When the token was issued (Unix milliseconds).
     pub fn issued_ms(&self) -> u64 {
         self.issued_ms
@@ -111,16 +151,21 @@ impl Token {
         (self.txid, self.issued_ms) > (other.txid, other.issued_ms)
     }
 
-    /// The token as a compact string, signed with `secret`: `1.<db>.<txid>.<key>.<issued>.<sig>`
-    /// in hex, safe in a cookie or a header.
+    /// The token as a compact string, signed with `secret`:
+    /// `2.<db>.<txid>.<key>.<run>.<issued>.<sig>` in hex (`1.<db>.<txid>.<key>.<issued>.<sig>`
+    /// without a run), safe in a cookie or a header.
     pub fn encode(&self, secret: &[u8]) -> String {
-        let payload = format!(
-            "{VERSION}.{}.{:x}.{}.{:x}",
-            hex::encode(self.database.as_bytes()),
-            self.txid,
-            self.key,
-            self.issued_ms
-        );
+        let (db, issued) = (hex::encode(self.database.as_bytes()), self.issued_ms);
+        let payload = match &self.run {
+            Some(run) => format!(
+                "{VERSION}.{db}.{:x}.{}.{run}.{issued:x}",
+                self.txid, self.key
+            ),
+            None => format!(
+                "{VERSION_NO_RUN}.{db}.{:x}.{}.{issued:x}",
+                self.txid, self.key
+            ),
+        };
         let sig = mac(secret, &payload).finalize().into_bytes();
         format!("{payload}.{}", hex::encode(&sig[..SIG_BYTES]))
     }
@@ -133,10 +178,13 @@ impl Token {
         }
         let (payload, sig) = text.rsplit_once('.').ok_or(TokenError::Malformed)?;
         let parts: Vec<&str> = payload.split('.').collect();
-        let [version, db, txid, key, issued] = parts[..] else {
-            return Err(TokenError::Malformed);
+        let (db, txid, key, run, issued) = match parts[..] {
+            [VERSION, db, txid, key, run, issued] => (db, txid, key, Some(run), issued),
+            [VERSION_NO_RUN, db, txid, key, issued] => (db, txid, key, None, issued),
+            _ => return Err(TokenError::Malformed),
         };
-        if version != VERSION || ![db, txid, key, issued, sig].iter().all(|p| is_hex(p)) {
+        let fields = [db, txid, key, issued, sig].into_iter().chain(run);
+        if !fields.into_iter().all(is_hex) {
             return Err(TokenError::Malformed);
         }
         let sig = hex::decode(sig).map_err(|_| TokenError::Malformed)?;
@@ -158,6 +206,7 @@ impl Token {
             database,
             txid,
             key: key.to_owned(),
+            run: run.map(str::to_owned),
             issued_ms,
         })
     }
@@ -194,6 +243,34 @@ impl Tokens {
     pub fn merge_all(&mut self, other: Tokens) {
         for token in other.0 {
             self.merge(token);
+        }
+    }
+
+    /// Puts `token` in place of the one held for its database, whatever their TXIDs: it
+    /// names a later write. After a failover onto a history that lost the held commit, the
+    /// later write's TXID can be the lower one, and only it can still be held anywhere.
+    ///
+    /// ```
+    /// use litefs_orm::consistency::{Token, Tokens};
+    /// let mut tokens = Tokens::default();
+    /// tokens.replace(Token::new("app.db", 7, "aa"));
+    /// tokens.replace(Token::new("app.db", 5, "bb"));
+    /// assert_eq!(tokens.get("app.db").unwrap().key(), "bb");
+    /// ```
+    pub fn replace(&mut self, token: Token) {
+        let full = self.0.len() >= MAX_DATABASES;
+        match self.0.iter_mut().find(|t| t.database == token.database) {
+            Some(held) => *held = token,
+            None if !full => self.0.push(token),
+            None => {}
+        }
+    }
+
+    /// [`replace`](Self::replace)s with every token of `later`: the tokens a request earned
+    /// replace the ones it carried.
+    pub fn replace_all(&mut self, later: Tokens) {
+        for token in later.0 {
+            self.replace(token);
         }
     }
 
@@ -257,6 +334,34 @@ mod tests {
     fn a_token_reads_back_as_it_was() {
         let t = token();
         assert_eq!(Token::decode(&t.encode(SECRET), SECRET, MINUTE), Ok(t));
+    }
+
+    #[test]
+    fn a_token_with_a_run_reads_back_with_it() {
+        let t = token().with_run("00ff00ff00ff00ff");
+        let back = Token::decode(&t.encode(SECRET), SECRET, MINUTE).unwrap();
+        assert_eq!(back.run(), Some("00ff00ff00ff00ff"));
+        assert_eq!(back, t);
+    }
+
+    #[test]
+    fn a_token_whose_run_was_altered_has_a_bad_signature() {
+        let text = token().with_run("00ff00ff00ff00ff").encode(SECRET);
+        let altered = text.replacen(".00ff00ff00ff00ff.", ".11ff00ff00ff00ff.", 1);
+        assert_eq!(
+            Token::decode(&altered, SECRET, MINUTE),
+            Err(TokenError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn an_earned_token_replaces_a_carried_one_with_a_higher_txid() {
+        let mut carried = Tokens::default();
+        carried.merge(Token::new("app.db", 9, "aa"));
+        let mut earned = Tokens::default();
+        earned.merge(Token::new("app.db", 4, "bb"));
+        carried.replace_all(earned);
+        assert_eq!(carried.get("app.db").unwrap().key(), "bb");
     }
 
     #[test]

@@ -169,6 +169,7 @@ impl ReplicatedDb {
         let Some(Sent { body, key }) = sent else {
             // Never sent anywhere: no other node can have committed it, so there is no key
             // to honour.
+            self.fresh_connections().await;
             let attempt = job.clone();
             let ran = in_transaction_until(&self.inner.committer, Some(deadline), move |txn| {
                 Box::pin(async move { attempt.local(txn).await })
@@ -186,10 +187,10 @@ impl ReplicatedDb {
         // run the very request the primary would have run, under its key.
         let answer = server::run_body(self, J::PATH, body)
             .await
-            .map_err(|refused| client::error_from_body(*refused.body))?;
-        let (out, txid) = job.answer(&answer)?;
-        self.record_token(txid, key);
-        obs.committed(txid);
+            .map_err(|refused| client::error_from_body(LOCAL, *refused.body))?;
+        let (out, committed) = job.answer(&answer)?;
+        self.record_token(&committed, key).await;
+        obs.committed(committed.txid);
         Ok(out)
     }
 
@@ -229,29 +230,32 @@ impl ReplicatedDb {
             }
         };
         match job.answer(&answer) {
-            Ok((out, txid)) => {
+            Ok((out, committed)) => {
                 obs.forwarded(started.elapsed());
-                obs.committed(txid);
+                obs.committed(committed.txid);
                 let waiting = Instant::now();
-                let waited = self.wait_for_commit(txid, &call.key).await;
+                let waited = self.wait_for_commit(&committed, &call.key).await;
                 obs.waited(waiting.elapsed());
                 let local = self.position().map_or(0, |p| p.last().txid);
-                self.inner.stats.primary_at(txid, local);
+                self.inner.stats.primary_at(committed.txid, local);
                 waited?;
-                self.record_token(txid, &call.key);
+                self.record_token(&committed, &call.key).await;
                 Ok(out)
             }
             // Committed, whatever this node makes of the answer: let the commit reach this
             // replica all the same, so that reading the row back finds it.
             Err(unreadable) => {
-                if let Some(txid) = unreadable.txid {
-                    let _ = self.wait_for_commit(txid, &call.key).await;
+                if let Some(committed) = &unreadable.committed {
+                    let _ = self.wait_for_commit(committed, &call.key).await;
                 }
                 Err(unreadable.into())
             }
         }
     }
 }
+
+/// Where a call run here under its key is said to have gone, in errors.
+const LOCAL: &str = "this node (the primary)";
 
 /// A call's request as sent: its body and the idempotency key in it.
 #[derive(Clone)]
@@ -343,4 +347,4 @@ impl Attempts {
 #[cfg(test)]
 mod observed;
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

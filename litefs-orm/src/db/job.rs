@@ -31,8 +31,8 @@ pub(crate) trait Job: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Self::Output, ExecError>> + Send;
     /// The JSON request body for database `db`, carrying the call's idempotency key.
     fn request(&self, key: &str, db: &str) -> Result<Bytes>;
-    /// Decodes the primary's successful answer into the output and the commit's TXID.
-    fn answer(&self, body: &[u8]) -> Result<(Self::Output, u64), Unreadable>;
+    /// Decodes the primary's successful answer into the output and where it was committed.
+    fn answer(&self, body: &[u8]) -> Result<(Self::Output, Committed), Unreadable>;
     /// Names the operation in an operation error.
     fn name_error(&self, e: Error) -> Error {
         match e {
@@ -51,32 +51,52 @@ fn encode<T: serde::Serialize>(value: &T) -> Result<Bytes> {
         .map_err(|e| Error::Protocol(e.to_string()))
 }
 
-/// A successful answer this node cannot read: the primary committed the call, and said at
-/// which TXID when that much was readable.
+/// Where the primary committed a call: the TXID, and the run recorded with the call's key
+/// (absent from primaries older than runs). A node holds the commit when it has reached the
+/// TXID and holds the key's record of that run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Committed {
+    pub(crate) txid: u64,
+    pub(crate) run: Option<String>,
+}
+
+/// A successful answer this node cannot read: the primary committed the call, and said
+/// where when that much was readable.
 #[derive(Debug)]
 pub(crate) struct Unreadable {
-    pub(crate) txid: Option<u64>,
+    pub(crate) committed: Option<Committed>,
     pub(crate) message: String,
 }
 
 impl From<Unreadable> for Error {
     fn from(u: Unreadable) -> Error {
         Error::AnswerMismatch {
-            txid: u.txid,
+            txid: u.committed.map(|c| c.txid),
             message: u.message,
         }
     }
 }
 
 /// What every successful answer starts with: read on its own only when the whole answer does
-/// not decode, so that it still gives the commit's TXID.
+/// not decode, so that it still says where the call was committed.
 #[derive(serde::Deserialize)]
 struct Envelope {
     v: u32,
     txid: u64,
+    #[serde(default)]
+    run: Option<String>,
 }
 
-/// A successful answer's version and TXID.
+impl Envelope {
+    fn committed(&self) -> Committed {
+        Committed {
+            txid: self.txid,
+            run: self.run.clone(),
+        }
+    }
+}
+
+/// A successful answer's version and commit.
 trait Answer {
     fn envelope(&self) -> Envelope;
 }
@@ -86,6 +106,7 @@ impl Answer for WriteResponse {
         Envelope {
             v: self.v,
             txid: self.txid,
+            run: self.run.clone(),
         }
     }
 }
@@ -95,12 +116,15 @@ impl Answer for OperationResponse {
         Envelope {
             v: self.v,
             txid: self.txid,
+            run: self.run.clone(),
         }
     }
 }
 
-/// Decodes a successful answer, and its TXID; when it does not decode, its envelope alone.
-fn decode<'a, T: serde::Deserialize<'a> + Answer>(body: &'a [u8]) -> Result<(T, u64), Unreadable> {
+/// Decodes a successful answer, and its commit; when it does not decode, its envelope alone.
+fn decode<'a, T: serde::Deserialize<'a> + Answer>(
+    body: &'a [u8],
+) -> Result<(T, Committed), Unreadable> {
     let (answer, envelope) = match serde_json::from_slice::<T>(body) {
         Ok(answer) => {
             let envelope = answer.envelope();
@@ -108,14 +132,14 @@ fn decode<'a, T: serde::Deserialize<'a> + Answer>(body: &'a [u8]) -> Result<(T, 
         }
         Err(e) => {
             let envelope: Envelope = serde_json::from_slice(body).map_err(|_| Unreadable {
-                txid: None,
+                committed: None,
                 message: format!("unreadable answer: {e}"),
             })?;
             (Err(e.to_string()), envelope)
         }
     };
     let unreadable = |message: String| Unreadable {
-        txid: Some(envelope.txid),
+        committed: Some(envelope.committed()),
         message,
     };
     if !SUPPORTED_WIRE_VERSIONS.contains(&envelope.v) {
@@ -124,7 +148,7 @@ fn decode<'a, T: serde::Deserialize<'a> + Answer>(body: &'a [u8]) -> Result<(T, 
             envelope.v
         )));
     }
-    Ok((answer.map_err(unreadable)?, envelope.txid))
+    Ok((answer.map_err(unreadable)?, envelope.committed()))
 }
 
 /// Insert, update, save or delete of one ActiveModel.
@@ -169,16 +193,16 @@ impl<A: ReplicatedActiveModel> Job for WriteJob<A> {
         })
     }
 
-    fn answer(&self, body: &[u8]) -> Result<(Applied<A>, u64), Unreadable> {
-        let (response, txid): (WriteResponse, u64) = decode(body)?;
+    fn answer(&self, body: &[u8]) -> Result<(Applied<A>, Committed), Unreadable> {
+        let (response, committed): (WriteResponse, Committed) = decode(body)?;
         let applied = A::__from_outcome(self.op, response.outcome).map_err(|e| Unreadable {
-            txid: Some(txid),
+            committed: Some(committed.clone()),
             message: format!(
                 "the saved `{}` does not match this node's entity: {e}",
                 A::__name()
             ),
         })?;
-        Ok((applied, txid))
+        Ok((applied, committed))
     }
 }
 
@@ -225,15 +249,15 @@ impl<O: Operation> Job for OperationJob<O> {
         })
     }
 
-    fn answer(&self, body: &[u8]) -> Result<(O::Output, u64), Unreadable> {
-        let (response, txid): (OperationResponse, u64) = decode(body)?;
+    fn answer(&self, body: &[u8]) -> Result<(O::Output, Committed), Unreadable> {
+        let (response, committed): (OperationResponse, Committed) = decode(body)?;
         let output = serde_json::from_value(response.output).map_err(|e| Unreadable {
-            txid: Some(txid),
+            committed: Some(committed.clone()),
             message: format!(
                 "operation `{}` answered an output of another shape: {e}",
                 O::NAME
             ),
         })?;
-        Ok((output, txid))
+        Ok((output, committed))
     }
 }

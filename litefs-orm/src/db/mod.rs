@@ -78,6 +78,8 @@ struct Inner {
     reopening: tokio::sync::Mutex<Option<Instant>>,
     /// How many times the connections were reopened.
     reopened: AtomicU64,
+    /// The primary term the connections were opened in ([`RoleWatch::primary_term`]).
+    connections_term: AtomicU64,
     /// What [`ReplicatedDb::status`] reports beside the role and position.
     stats: Stats,
     /// Reads of the idempotency records that prove a commit is here, shared by waiters.
@@ -151,6 +153,7 @@ impl ReplicatedDb {
         let name = config.database_name();
         let outbox = Outbox::new(transport, config.max_body_bytes, name.clone());
         let mount = config.litefs_mount.as_deref().and_then(MountId::of);
+        let term = role.primary_term();
         let db = ReplicatedDb {
             inner: Arc::new(Inner {
                 name,
@@ -166,6 +169,7 @@ impl ReplicatedDb {
                 mount: Mutex::new(mount),
                 reopening: tokio::sync::Mutex::new(None),
                 reopened: AtomicU64::new(0),
+                connections_term: AtomicU64::new(term),
                 stats: Stats::default(),
                 proofs: proofs::Proofs::default(),
             }),

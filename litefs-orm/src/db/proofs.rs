@@ -1,5 +1,5 @@
-//! The proof that a replica holds a commit — its idempotency key's record is in the local
-//! database — read for many waiters at once.
+//! The proof that a replica holds a commit — its idempotency key's record, of the run that
+//! committed it, is in the local database — read for many waiters at once.
 //!
 //! Under load the calls of one batch answer reach their TXID together (one `/events` notice
 //! wakes them all), and each would read its own record: on a LiteFS replica every read is a
@@ -8,6 +8,7 @@
 //! meanwhile are read together, in one query, when it is done — as group commit does for
 //! writes. Each key still gets its own answer.
 
+use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use sea_orm::{DatabaseConnection, DbErr};
@@ -23,24 +24,44 @@ const MAX_ROUNDS: usize = 4;
 
 type Reply = oneshot::Sender<Result<bool, String>>;
 
+/// A key waiting for its read: the run its record must name (any run when `None`), and
+/// where the answer goes.
+struct Wanted {
+    key: String,
+    run: Option<String>,
+    reply: Reply,
+}
+
 /// The keys waiting for a read while one runs.
 #[derive(Default)]
 pub(super) struct Proofs {
     /// `None` while no read runs; while one does, the keys queued behind it.
-    queue: Mutex<Option<Vec<(String, Reply)>>>,
+    queue: Mutex<Option<Vec<Wanted>>>,
+}
+
+/// Whether `held` (keys read, with their records' runs) proves the commit of `key` by
+/// `run`: the key is recorded, by that run when the commit names one.
+fn proves(held: &HashMap<String, Option<String>>, key: &str, run: Option<&str>) -> bool {
+    match (held.get(key), run) {
+        (None, _) => false,
+        (Some(_), None) => true,
+        (Some(recorded), Some(run)) => recorded.as_deref() == Some(run),
+    }
 }
 
 impl Proofs {
-    fn lock(&self) -> MutexGuard<'_, Option<Vec<(String, Reply)>>> {
+    fn lock(&self) -> MutexGuard<'_, Option<Vec<Wanted>>> {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Whether the database `reader` reads holds the record of `key`. Reads it at once when
-    /// no read runs; otherwise waits for the next read, which takes every key queued by then.
+    /// Whether the database `reader` reads holds the record of `key` written by `run` (by
+    /// any run when `None`: a commit of a primary older than runs). Reads it at once when no
+    /// read runs; otherwise waits for the next read, which takes every key queued by then.
     pub(super) async fn is_recorded(
         &self,
         reader: impl Fn() -> DatabaseConnection,
         key: &str,
+        run: Option<&str>,
     ) -> Result<bool, DbErr> {
         loop {
             let queued = {
@@ -48,7 +69,11 @@ impl Proofs {
                 match queue.as_mut() {
                     Some(keys) => {
                         let (tx, rx) = oneshot::channel();
-                        keys.push((key.to_owned(), tx));
+                        keys.push(Wanted {
+                            key: key.to_owned(),
+                            run: run.map(str::to_owned),
+                            reply: tx,
+                        });
                         Some(rx)
                     }
                     None => {
@@ -58,7 +83,7 @@ impl Proofs {
                 }
             };
             let Some(answer) = queued else {
-                return self.read(&reader, key).await;
+                return self.read(&reader, key, run).await;
             };
             match answer.await {
                 Ok(held) => return held.map_err(DbErr::Custom),
@@ -75,6 +100,7 @@ impl Proofs {
         &self,
         reader: &impl Fn() -> DatabaseConnection,
         key: &str,
+        run: Option<&str>,
     ) -> Result<bool, DbErr> {
         let mut reading = Reading {
             proofs: self,
@@ -85,13 +111,14 @@ impl Proofs {
             let Some(batch) = reading.next_keys() else {
                 break;
             };
-            let keys: Vec<&str> = batch.iter().map(|(k, _)| k.as_str()).collect();
+            let keys: Vec<&str> = batch.iter().map(|w| w.key.as_str()).collect();
             let held = recorded(&reader(), &keys).await.map_err(|e| e.to_string());
-            for (k, reply) in batch {
-                let _ = reply.send(held.as_ref().map(|h| h.contains(&k)).map_err(Clone::clone));
+            for w in batch {
+                let answer = held.as_ref().map(|h| proves(h, &w.key, w.run.as_deref()));
+                let _ = w.reply.send(answer.map_err(Clone::clone));
             }
         }
-        Ok(own?.contains(key))
+        Ok(proves(&own?, key, run))
     }
 }
 
@@ -103,7 +130,7 @@ struct Reading<'a> {
 
 impl Reading<'_> {
     /// The next keys to read; `None` (and no read runs any more) when none queued.
-    fn next_keys(&mut self) -> Option<Vec<(String, Reply)>> {
+    fn next_keys(&mut self) -> Option<Vec<Wanted>> {
         let mut queue = self.proofs.lock();
         let keys = queue.get_or_insert_with(Vec::new);
         if keys.is_empty() {

@@ -122,8 +122,18 @@ impl ReplicatedDb {
             }
             e => e,
         };
-        if let ExecError::Io(err) = &e {
-            self.io_failed(err);
+        match &e {
+            ExecError::Io(err) => self.io_failed(err),
+            ExecError::Unrecorded { txid, at } => {
+                tracing::warn!(
+                    txid,
+                    at,
+                    "LiteFS did not record a commit of this node: reopening the database connections"
+                );
+                let db = self.clone();
+                tokio::spawn(async move { db.reopen().await });
+            }
+            _ => {}
         }
         e
     }
@@ -152,6 +162,36 @@ impl ReplicatedDb {
             return false;
         }
         *last = Some(Instant::now());
+        self.swap_connections().await
+    }
+
+    /// Before a write on this node: when a primary term began since the connections were
+    /// opened ([`RoleWatch::primary_term`](crate::role::RoleWatch::primary_term)), LiteFS
+    /// recovered the database under them, and a commit on them may never become a LiteFS
+    /// transaction. So the connections of a new term are opened in it, once, by the first
+    /// write of the term.
+    pub(crate) async fn fresh_connections(&self) {
+        let term = self.inner.role.primary_term();
+        if self.inner.connections_term.load(Ordering::SeqCst) == term {
+            return;
+        }
+        let mut last = self.inner.reopening.lock().await;
+        if self.inner.connections_term.load(Ordering::SeqCst) == term {
+            return;
+        }
+        tracing::info!(
+            term,
+            "a new LiteFS primary term: opening the database connections anew"
+        );
+        *last = Some(Instant::now());
+        if self.swap_connections().await {
+            self.inner.connections_term.store(term, Ordering::SeqCst);
+        }
+    }
+
+    /// Opens a new reader pool and writer connection and puts them in place of the old
+    /// ones, which close once the calls still holding them end. True when it did.
+    async fn swap_connections(&self) -> bool {
         let config = &self.inner.config;
         let path = config.db_path();
         let mount = config.litefs_mount.as_deref().and_then(MountId::of);
@@ -168,16 +208,22 @@ impl ReplicatedDb {
                 return false;
             }
         };
-        // The old connections close once the calls still holding them end.
-        drop(self.inner.committer.replace_writer(writer));
-        drop(std::mem::replace(
+        // The old connections close once the calls still holding them end: SQLite shares
+        // one mapping of `-shm` among a process's connections to a database, so none may
+        // linger idle in an old pool.
+        let old_writer = self.inner.committer.replace_writer(writer);
+        let old_reader = std::mem::replace(
             &mut *self
                 .inner
                 .reader
                 .write()
                 .unwrap_or_else(PoisonError::into_inner),
             reader,
-        ));
+        );
+        tokio::spawn(async move {
+            let _ = old_writer.close_by_ref().await;
+            let _ = old_reader.close_by_ref().await;
+        });
         *self
             .inner
             .mount

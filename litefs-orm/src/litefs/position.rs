@@ -5,7 +5,7 @@
 //! a hundred waiting writes cost what one does.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -35,8 +35,6 @@ struct Inner {
     wake: Notify,
     /// LiteFS's `/events` stream is connected and feeding this tracker ([`TxFeed`]).
     events: AtomicBool,
-    /// The highest TXID this node gave one of its own commits.
-    committed: AtomicU64,
 }
 
 impl Inner {
@@ -73,7 +71,6 @@ impl PositionTracker {
             waiters: AtomicUsize::new(0),
             wake: Notify::new(),
             events: AtomicBool::new(false),
-            committed: AtomicU64::new(0),
         });
         tokio::spawn(poll(Arc::downgrade(&inner)));
         PositionTracker { inner }
@@ -94,19 +91,27 @@ impl PositionTracker {
     }
 
     /// The TXID of a transaction on the primary that read `pos` under the write lock: the
-    /// next one when it wrote; otherwise the current one — never below a TXID an earlier
-    /// commit of this node was given, since `-pos` may show that commit a moment late (an
-    /// answer read from a record must cover the commit that wrote it).
+    /// next one when it wrote; otherwise the current one. This node's own earlier commits
+    /// are in `pos`: each was confirmed there ([`PositionTracker::confirm`]) before the
+    /// writer moved on.
     pub(crate) fn txid_for(&self, pos: Pos, wrote: bool) -> u64 {
-        match wrote {
-            true => pos.txid + 1,
-            false => pos.txid.max(self.inner.committed.load(Ordering::Relaxed)),
-        }
+        pos.txid + u64::from(wrote)
     }
 
-    /// Notes that a commit of this node was given `txid` and committed.
-    pub(crate) fn committed(&self, txid: u64) {
-        self.inner.committed.fetch_max(txid, Ordering::Relaxed);
+    /// Whether LiteFS recorded the commit this node just made as TXID `txid`: its position
+    /// reached it within `wait`. LiteFS records a commit before SQLite's `COMMIT` returns, so
+    /// on a real mount the first read answers; a position that stays below means SQLite
+    /// committed on a connection LiteFS no longer follows (see
+    /// [`ExecError::Unrecorded`](crate::primary::executor::ExecError)).
+    pub(crate) async fn confirm(&self, txid: u64, wait: Duration) -> Result<(), Pos> {
+        match self.read() {
+            Ok(pos) if pos.txid >= txid => return Ok(()),
+            _ => {}
+        }
+        self.wait_for(txid, wait)
+            .await
+            .map(|_| ())
+            .map_err(|t| t.last)
     }
 
     /// The position as last read.
@@ -270,16 +275,20 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_transaction_that_wrote_nothing_never_gets_a_txid_below_an_earlier_commit() {
+    async fn a_commit_is_confirmed_once_the_position_reaches_it() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("app.db");
         write(&db, 5);
         let t = PositionTracker::new(&db);
-        let pos = t.read().unwrap();
-        assert_eq!(t.txid_for(pos, true), 6);
-        t.committed(6);
-        // `-pos` still shows 5: the commit at 6 is not shown yet.
-        assert_eq!(t.txid_for(t.read().unwrap(), false), 6);
+        assert_eq!(
+            t.confirm(6, Duration::from_millis(20))
+                .await
+                .unwrap_err()
+                .txid,
+            5
+        );
+        write(&db, 6);
+        assert!(t.confirm(6, Duration::from_millis(20)).await.is_ok());
     }
 
     #[tokio::test]

@@ -15,6 +15,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
@@ -90,6 +91,9 @@ impl std::fmt::Display for Role {
 #[derive(Clone, Debug)]
 pub struct RoleWatch {
     rx: watch::Receiver<Role>,
+    /// How many times this node became the primary since the watch began: see
+    /// [`RoleWatch::primary_term`].
+    terms: Arc<AtomicU64>,
     refresh: Arc<Notify>,
     /// The position trackers fed by the `tx` events of `/events`.
     feed: TxFeed,
@@ -131,6 +135,7 @@ impl RoleWatch {
         let (tx, rx) = watch::channel(Role::Standalone);
         RoleWatch {
             rx,
+            terms: Arc::default(),
             refresh: Arc::new(Notify::new()),
             feed: TxFeed::default(),
             source: None,
@@ -144,6 +149,7 @@ impl RoleWatch {
         let (tx, rx) = watch::channel(role);
         let watch = RoleWatch {
             rx,
+            terms: Arc::default(),
             refresh: Arc::new(Notify::new()),
             feed: TxFeed::default(),
             source: None,
@@ -169,6 +175,11 @@ impl RoleWatch {
             None => source.files.read().await,
         };
         let (tx, rx) = watch::channel(first);
+        let tx = Publisher {
+            tx,
+            terms: Arc::default(),
+        };
+        let terms = tx.terms.clone();
         let refresh = Arc::new(Notify::new());
         let task_refresh = refresh.clone();
         let feed = TxFeed::default();
@@ -185,6 +196,7 @@ impl RoleWatch {
         };
         RoleWatch {
             rx,
+            terms,
             refresh,
             feed,
             source: Some(source),
@@ -205,6 +217,27 @@ impl RoleWatch {
     /// The role as last seen.
     pub fn current(&self) -> Role {
         self.rx.borrow().clone()
+    }
+
+    /// How many times this node became the LiteFS primary since the watch began (0 when it
+    /// started as the primary and stayed so). Each time LiteFS takes the lease it has just
+    /// recovered the database under the app's open connections — rolled back a journal,
+    /// checkpointed and truncated the WAL, rewritten the shared-memory index — even when it
+    /// takes back a lease it had a moment before (after a pause, or a cut from its lease):
+    /// writes of a new term need connections opened in it.
+    ///
+    /// ```
+    /// let role = litefs_orm::role::RoleWatch::standalone();
+    /// assert_eq!(role.primary_term(), 0);
+    /// ```
+    pub fn primary_term(&self) -> u64 {
+        self.terms.load(Ordering::SeqCst)
+    }
+
+    /// Starts a new primary term by hand, for tests of what a new term does.
+    #[cfg(test)]
+    pub(crate) fn begin_term(&self) {
+        self.terms.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Feeds `tracker` the transactions LiteFS's `/events` stream reports applied to
@@ -256,7 +289,7 @@ impl RoleWatch {
     }
 }
 
-async fn follow_files(source: Arc<Source>, tx: watch::Sender<Role>, refresh: Arc<Notify>) {
+async fn follow_files(source: Arc<Source>, tx: Publisher, refresh: Arc<Notify>) {
     loop {
         tokio::select! {
             _ = tx.closed() => return,
@@ -268,12 +301,37 @@ async fn follow_files(source: Arc<Source>, tx: watch::Sender<Role>, refresh: Arc
     }
 }
 
-/// Publishes `role` if it differs from the current one; a change is logged once.
-fn publish(tx: &watch::Sender<Role>, role: Role) {
-    tx.send_if_modified(|cur| {
+/// Where the watcher publishes the role, counting the primary terms as it goes.
+#[derive(Debug)]
+pub(super) struct Publisher {
+    tx: watch::Sender<Role>,
+    terms: Arc<AtomicU64>,
+}
+
+impl Publisher {
+    fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    async fn closed(&self) {
+        self.tx.closed().await
+    }
+
+    fn current(&self) -> Role {
+        self.tx.borrow().clone()
+    }
+}
+
+/// Publishes `role` if it differs from the current one; a change is logged once, and a
+/// change to primary begins a new primary term.
+fn publish(tx: &Publisher, role: Role) {
+    tx.tx.send_if_modified(|cur| {
         if *cur != role {
             tracing::info!(from = %cur, to = %role, "LiteFS role changed");
             crate::observe::primary::role_changed(&role);
+            if role == Role::Primary {
+                tx.terms.fetch_add(1, Ordering::SeqCst);
+            }
             *cur = role;
             true
         } else {

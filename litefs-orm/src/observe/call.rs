@@ -173,6 +173,8 @@ impl Error {
             Error::UnverifiedAnswer { .. } => "unverified_answer",
             Error::AnswerMismatch { .. } => "answer_mismatch",
             Error::WriterBusy => "writer_busy",
+            Error::WriteStalled { .. } => "write_stalled",
+            Error::CommitNotRecorded { .. } => "commit_not_recorded",
             Error::Rejected(_) => "rejected",
             Error::Io(_) => "io",
             Error::ReplicationTimeout { .. } => "replication_timeout",

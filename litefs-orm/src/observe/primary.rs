@@ -79,6 +79,8 @@ fn reason(code: &ErrorCode) -> &'static str {
         ErrorCode::OperationFailed => "operation_failed",
         ErrorCode::Internal => "internal",
         ErrorCode::UnknownDatabase => "unknown_database",
+        ErrorCode::Stalled => "stalled",
+        ErrorCode::Uncertain => "uncertain",
     }
 }
 

@@ -14,7 +14,8 @@ use sea_orm::{
 };
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::BoxFut;
 use crate::error::{DbFailure, DbFailureKind, SqliteFailure, classify};
@@ -68,6 +69,66 @@ pub(crate) enum ExecError {
     /// The write's deadline passed while it waited for the writer; it never started.
     #[error("the writer stayed busy with other writes until this write's deadline")]
     WriterBusy,
+    /// The write's deadline passed while its database did not answer (a LiteFS mount that
+    /// is paused or cut off, a disk that hangs). `committing`: it had reached its commit,
+    /// which may still complete.
+    #[error(
+        "the database did not answer before the write's deadline ({})",
+        if *committing { "while committing: the write may have been committed" } else { "before its commit: nothing was written" }
+    )]
+    Stalled {
+        /// Whether the write had reached its commit.
+        committing: bool,
+    },
+    /// SQLite committed the write, but LiteFS did not record it as transaction `txid`: the
+    /// position stayed at `at`. The connection is one LiteFS stopped following when it gave
+    /// up its lease and recovered the database (after a pause, or a cut from its lease),
+    /// and took the lease again: the write will not replicate, and may or may not stay on
+    /// this node. The connections are reopened.
+    #[error(
+        "SQLite committed the write, but LiteFS did not record it: its position stayed at txid {at} instead of reaching {txid} (a connection LiteFS stopped following after it lost and retook its lease); the write may or may not have been kept, and will not replicate"
+    )]
+    Unrecorded {
+        /// The TXID the commit should have been.
+        txid: u64,
+        /// The position LiteFS showed instead.
+        at: u64,
+    },
+}
+
+/// How long a commit may take to show in LiteFS's position before it is taken for one
+/// LiteFS did not record. Real LiteFS records a commit before `COMMIT` returns; the wait
+/// covers a position that is written a moment later (the testkit's stand-in does that).
+pub(crate) const CONFIRM_WAIT: Duration = Duration::from_secs(2);
+
+/// How far a write on this node has got: what its deadline passing means.
+#[derive(Debug, Default)]
+pub(crate) struct Progress(AtomicU8);
+
+impl Progress {
+    const WAITING: u8 = 0;
+    const WORKING: u8 = 1;
+    const COMMITTING: u8 = 2;
+
+    /// The write runs (its transaction began, or its turn in a batch came).
+    pub(crate) fn working(&self) {
+        self.0.store(Self::WORKING, Ordering::Relaxed);
+    }
+
+    /// The write reached its commit: from now on it may be committed.
+    pub(crate) fn committing(&self) {
+        self.0.store(Self::COMMITTING, Ordering::Relaxed);
+    }
+
+    /// The error of a write whose deadline passed at this point.
+    fn timed_out(&self) -> ExecError {
+        match self.0.load(Ordering::Relaxed) {
+            Self::WAITING => ExecError::WriterBusy,
+            stage => ExecError::Stalled {
+                committing: stage == Self::COMMITTING,
+            },
+        }
+    }
 }
 
 impl From<DbErr> for ExecError {
@@ -87,7 +148,10 @@ impl ExecError {
     pub(crate) fn ends_the_transaction(&self) -> bool {
         matches!(
             self,
-            ExecError::NotPrimary | ExecError::ReadOnly(_) | ExecError::Io(_)
+            ExecError::NotPrimary
+                | ExecError::ReadOnly(_)
+                | ExecError::Io(_)
+                | ExecError::Unrecorded { .. }
         )
     }
 
@@ -101,6 +165,13 @@ impl ExecError {
             ExecError::Position(e) => {
                 ExecError::Position(std::io::Error::new(e.kind(), e.to_string()))
             }
+            ExecError::Unrecorded { txid, at } => ExecError::Unrecorded {
+                txid: *txid,
+                at: *at,
+            },
+            ExecError::Stalled { committing } => ExecError::Stalled {
+                committing: *committing,
+            },
             other => ExecError::Db(DbErr::Custom(other.to_string())),
         }
     }
@@ -139,6 +210,12 @@ impl ExecError {
                 crate::Error::Protocol(e.to_string())
             }
             ExecError::WriterBusy => crate::Error::WriterBusy,
+            ExecError::Stalled { committing } => crate::Error::WriteStalled {
+                maybe_committed: committing,
+            },
+            ExecError::Unrecorded { txid, at } => {
+                crate::Error::CommitNotRecorded { txid, local: at }
+            }
             ExecError::Operation(error) => crate::Error::Operation {
                 operation: String::new(),
                 error,
@@ -162,6 +239,7 @@ pub(crate) fn io_failure(e: &DbErr) -> DbFailure {
 /// commit, [`crate::primary::group_commit`]): `work` then runs in a savepoint of its own, so its failure —
 /// an `Err`, a panic, being dropped — rolls back only its own changes, and its TXID is the
 /// shared commit's.
+#[cfg(test)]
 pub(crate) async fn in_transaction<T, F>(
     committer: &Arc<Committer>,
     work: F,
@@ -172,8 +250,10 @@ where
     in_transaction_until(committer, None, work).await
 }
 
-/// [`in_transaction`], giving up with [`ExecError::WriterBusy`] — before `work` starts, so
-/// nothing is written — if the writer is still busy with other writes at `deadline`.
+/// [`in_transaction`], ending at `deadline` whatever the database does: with
+/// [`ExecError::WriterBusy`] — before `work` starts, so nothing is written — if the writer
+/// is still busy with other writes then, and with [`ExecError::Stalled`] if the database
+/// does not answer (a frozen LiteFS mount), saying whether the write had reached its commit.
 pub(crate) async fn in_transaction_until<T, F>(
     committer: &Arc<Committer>,
     deadline: Option<Instant>,
@@ -190,33 +270,47 @@ where
                 .into(),
         )));
     }
-    batch::as_writing(committer, async move {
+    let progress = Progress::default();
+    let write = batch::as_writing(committer, async {
         match batch::enter(committer) {
             batch::Entry::Alone(owner) => {
-                let result = solo(&committer.writer(), committer.position.as_ref(), work)
-                    .instrument(crate::observe::primary::commit_span(true))
-                    .await;
+                let result = solo(
+                    &committer.writer(),
+                    committer.position.as_ref(),
+                    &progress,
+                    work,
+                )
+                .instrument(crate::observe::primary::commit_span(true))
+                .await;
                 drop(owner);
                 result
             }
-            batch::Entry::Queued(turn) => batch::follow(turn, deadline, work).await,
+            batch::Entry::Queued(turn) => batch::follow(turn, &progress, work).await,
         }
-    })
-    .await
+    });
+    match deadline {
+        None => write.await,
+        Some(deadline) => tokio::time::timeout_at(deadline.into(), write)
+            .await
+            .unwrap_or_else(|_| Err(progress.timed_out())),
+    }
 }
 
 /// One write in a transaction of its own.
 async fn solo<T, F>(
     writer: &DatabaseConnection,
     position: Option<&PositionTracker>,
+    progress: &Progress,
     work: F,
 ) -> Result<(T, u64), ExecError>
 where
     F: for<'t> FnOnce(&'t DatabaseTransaction) -> BoxFut<'t, Result<T, ExecError>>,
 {
+    progress.working();
     let txn = begin(writer).await?;
     let Some(position) = position else {
         let value = work(&txn).await?;
+        progress.committing();
         commit(txn, 0).await?;
         return Ok((value, 0));
     };
@@ -226,11 +320,20 @@ where
     // Under the write lock when `wrote`: see the module docs.
     let pos = position.read().map_err(ExecError::Position)?;
     let txid = position.txid_for(pos, wrote);
+    progress.committing();
     commit(txn, txid).await?;
     if wrote {
-        position.committed(txid);
+        confirm(position, txid).await?;
     }
     Ok((value, txid))
+}
+
+/// Checks that LiteFS recorded the commit this node just made as `txid`.
+pub(crate) async fn confirm(position: &PositionTracker, txid: u64) -> Result<(), ExecError> {
+    position
+        .confirm(txid, CONFIRM_WAIT)
+        .await
+        .map_err(|at| ExecError::Unrecorded { txid, at: at.txid })
 }
 
 /// Commits a write that ran alone, as TXID `txid`, and records it.

@@ -30,7 +30,7 @@ use tracing::Instrument;
 
 use crate::BoxFut;
 use crate::litefs::position::PositionTracker;
-use crate::primary::executor::ExecError;
+use crate::primary::executor::{ExecError, Progress};
 
 /// Most writes in one batch.
 pub(crate) const MAX_WRITES: usize = 64;
@@ -255,27 +255,24 @@ pub(crate) fn enter(committer: &Arc<Committer>) -> Entry {
     }
 }
 
-/// Waits for the turn (until `deadline`, if any), runs `work` in the batch's transaction,
-/// waits for the commit. Giving up before the turn comes writes nothing: the leader finds
-/// the turn unclaimed and goes on.
+/// Waits for the turn, runs `work` in the batch's transaction, waits for the commit,
+/// telling `progress` how far it got. Giving up before the turn comes writes nothing: the
+/// leader finds the turn unclaimed and goes on.
 pub(crate) async fn follow<T, F>(
     turn: oneshot::Receiver<Result<Turn, ExecError>>,
-    deadline: Option<std::time::Instant>,
+    progress: &Progress,
     work: F,
 ) -> Result<(T, u64), ExecError>
 where
     F: for<'t> FnOnce(&'t DatabaseTransaction) -> BoxFut<'t, Result<T, ExecError>>,
 {
-    let turn = match deadline {
-        Some(deadline) => tokio::time::timeout_at(deadline.into(), turn)
-            .await
-            .map_err(|_| ExecError::WriterBusy)?,
-        None => turn.await,
-    };
-    let Turn { lease, committed } = turn.map_err(|_| stopped())??;
+    let Turn { lease, committed } = turn.await.map_err(|_| stopped())??;
+    progress.working();
     match work(lease.txn()).await {
         Ok(value) => {
             lease.finish(Ran::Ok);
+            // Its savepoint is released: the batch commits it, whatever this caller does.
+            progress.committing();
             let txid = committed.await.map_err(|_| stopped())??;
             Ok((value, txid))
         }

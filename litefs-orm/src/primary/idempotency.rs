@@ -17,7 +17,7 @@
 //! live in [`TABLE`], which the library creates on first use and prunes of records older
 //! than [`Config::idempotency_window`](crate::Config::idempotency_window).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -38,7 +38,8 @@ const CREATE: &str = "CREATE TABLE IF NOT EXISTS _litefs_orm_idempotency (\
      key TEXT PRIMARY KEY NOT NULL, \
      digest TEXT NOT NULL, \
      response TEXT NOT NULL, \
-     created_ms INTEGER NOT NULL); \
+     created_ms INTEGER NOT NULL, \
+     run TEXT); \
      CREATE INDEX IF NOT EXISTS _litefs_orm_idempotency_created \
      ON _litefs_orm_idempotency (created_ms)";
 
@@ -50,6 +51,19 @@ pub(crate) fn new_key() -> String {
     let ms = u64::try_from(now_ms()).unwrap_or(0) & 0xffff_ffff_ffff;
     let random: [u8; 10] = rand::random();
     format!("{ms:012x}{}", hex::encode(random))
+}
+
+/// Adds the column [`Run`]s live in to a table made before there were any.
+const ADD_RUN: &str = "ALTER TABLE _litefs_orm_idempotency ADD COLUMN run TEXT";
+
+/// One execution of a call: a random id recorded with its key, in the transaction that
+/// commits the call, and carried in the answer and the tokens. A replayed call answers with
+/// the run that committed it; a call that runs again — on a new primary whose history lost
+/// the first run — records a new one. So a node holds *this* commit when it holds the key's
+/// record with this run, never an abandoned history's record of the same key.
+pub(crate) fn new_run() -> String {
+    let random: [u8; 8] = rand::random();
+    hex::encode(random)
 }
 
 /// How old a key (by the time it carries) must be for the primary to look it up before
@@ -107,15 +121,16 @@ impl Ledger {
         }
     }
 
-    /// Runs `work` and records its result under `key` in `txn`. Fails with
-    /// [`ExecError::AlreadyRecorded`] when `key` is recorded already (the caller rolls back
-    /// and answers with [`recall`]); fails with `work`'s own error otherwise.
+    /// Runs `work` and records its result under `key` in `txn`, as a new [`new_run`]; returns
+    /// the result and the run. Fails with [`ExecError::AlreadyRecorded`] when `key` is
+    /// recorded already (the caller rolls back and answers with [`recall`]); fails with
+    /// `work`'s own error otherwise.
     pub(crate) async fn run_and_record<T, W>(
         &self,
         txn: &DatabaseTransaction,
         key: &Key,
         work: W,
-    ) -> Result<T, ExecError>
+    ) -> Result<(T, String), ExecError>
     where
         T: Serialize,
         W: Future<Output = Result<T, ExecError>>,
@@ -124,16 +139,18 @@ impl Ledger {
         let response = serde_json::to_string(&value)
             .map_err(|e| ExecError::Stored(format!("recording the result: {e}")))?;
         let now = now_ms();
+        let run = new_run();
         let insert = || {
             txn.execute_raw(Statement::from_sql_and_values(
                 DbBackend::Sqlite,
-                "INSERT INTO _litefs_orm_idempotency (key, digest, response, created_ms) \
-                 VALUES (?, ?, ?, ?)",
+                "INSERT INTO _litefs_orm_idempotency (key, digest, response, created_ms, run) \
+                 VALUES (?, ?, ?, ?, ?)",
                 [
                     key.id.clone().into(),
                     key.digest.clone().into(),
                     response.clone().into(),
                     now.into(),
+                    run.clone().into(),
                 ],
             ))
         };
@@ -146,13 +163,18 @@ impl Ledger {
                 txn.execute_unprepared(CREATE).await?;
                 insert().await?;
             }
+            // A table made before runs were recorded: add their column the same way.
+            Err(e) if no_run_column(&e) => {
+                txn.execute_unprepared(ADD_RUN).await?;
+                insert().await?;
+            }
             Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
                 return Err(ExecError::AlreadyRecorded);
             }
             Err(e) => return Err(e.into()),
         }
         self.prune_if_due(txn, now).await?;
-        Ok(value)
+        Ok((value, run))
     }
 
     /// Deletes expired records, at most about sixteen times per window.
@@ -177,46 +199,59 @@ impl Ledger {
     }
 }
 
-/// Which of `keys` have a record in this node's database: the proof that it holds the
-/// commits that wrote them (read on a replica, through `conn`, its read pool). None when the
-/// table does not exist yet (no forwarded write has reached this database).
+/// Which of `keys` have a record in this node's database, each with the run that recorded
+/// it (`None` for a record older than runs): the proof that it holds the commits that wrote
+/// them (read on a replica, through `conn`, its read pool). None when the table does not
+/// exist yet (no forwarded write has reached this database).
 pub(crate) async fn recorded<C: ConnectionTrait>(
     conn: &C,
     keys: &[&str],
-) -> Result<HashSet<String>, sea_orm::DbErr> {
+) -> Result<HashMap<String, Option<String>>, sea_orm::DbErr> {
     let marks = vec!["?"; keys.len()].join(",");
-    let sql = format!("SELECT key FROM {TABLE} WHERE key IN ({marks})");
-    let values = keys.iter().map(|k| sea_orm::Value::from(*k));
-    match conn
-        .query_all_raw(Statement::from_sql_and_values(
+    let query = |columns: &str| {
+        let sql = format!("SELECT {columns} FROM {TABLE} WHERE key IN ({marks})");
+        let values = keys.iter().map(|k| sea_orm::Value::from(*k));
+        conn.query_all_raw(Statement::from_sql_and_values(
             DbBackend::Sqlite,
             sql,
             values,
         ))
-        .await
-    {
-        Ok(rows) => rows.iter().map(|r| r.try_get_by_index(0)).collect(),
-        Err(e) if no_table(&e) => Ok(HashSet::new()),
-        Err(e) => Err(e),
-    }
+    };
+    let rows = match query("key, run").await {
+        Ok(rows) => rows,
+        Err(e) if no_table(&e) => return Ok(HashMap::new()),
+        // A table older than runs: no record in it was written by a run.
+        Err(e) if no_run_column(&e) => {
+            let rows = query("key, NULL").await?;
+            return rows.iter().map(key_and_run).collect();
+        }
+        Err(e) => return Err(e),
+    };
+    rows.iter().map(key_and_run).collect()
 }
 
-/// The result recorded for `key`, if any; [`ExecError::KeyReused`] when it was recorded
-/// for a request with another body.
+fn key_and_run(row: &sea_orm::QueryResult) -> Result<(String, Option<String>), sea_orm::DbErr> {
+    Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?))
+}
+
+/// The result recorded for `key`, if any, with the run that recorded it (`None` for a
+/// record older than runs); [`ExecError::KeyReused`] when it was recorded for a request
+/// with another body.
 pub(crate) async fn recall<T: DeserializeOwned>(
     txn: &DatabaseTransaction,
     key: &Key,
-) -> Result<Option<T>, ExecError> {
-    let row = match txn
-        .query_one_raw(Statement::from_sql_and_values(
+) -> Result<Option<(T, Option<String>)>, ExecError> {
+    let query = |columns: &str| {
+        txn.query_one_raw(Statement::from_sql_and_values(
             DbBackend::Sqlite,
-            "SELECT digest, response FROM _litefs_orm_idempotency WHERE key = ?",
+            format!("SELECT {columns} FROM _litefs_orm_idempotency WHERE key = ?"),
             [key.id.clone().into()],
         ))
-        .await
-    {
+    };
+    let row = match query("digest, response, run").await {
         Ok(row) => row,
         Err(e) if no_table(&e) => None,
+        Err(e) if no_run_column(&e) => query("digest, response, NULL").await?,
         Err(e) => return Err(e.into()),
     };
     let Some(row) = row else {
@@ -227,17 +262,27 @@ pub(crate) async fn recall<T: DeserializeOwned>(
         return Err(ExecError::KeyReused(key.id.clone()));
     }
     let recorded: String = row.try_get_by_index(1)?;
-    serde_json::from_str(&recorded).map(Some).map_err(|e| {
-        ExecError::Stored(format!(
-            "the result recorded for idempotency key {} is unreadable: {e}",
-            key.id
-        ))
-    })
+    let run: Option<String> = row.try_get_by_index(2)?;
+    serde_json::from_str(&recorded)
+        .map(|value| Some((value, run)))
+        .map_err(|e| {
+            ExecError::Stored(format!(
+                "the result recorded for idempotency key {} is unreadable: {e}",
+                key.id
+            ))
+        })
 }
 
 /// Whether `e` says the record table does not exist yet: no key was ever recorded here.
 fn no_table(e: &sea_orm::DbErr) -> bool {
     e.to_string().contains("no such table")
+}
+
+/// Whether `e` says the record table has no `run` column: it was made before runs were
+/// recorded, and no record in it names one.
+fn no_run_column(e: &sea_orm::DbErr) -> bool {
+    let text = e.to_string();
+    text.contains("no such column: run") || text.contains("has no column named run")
 }
 
 fn now_ms() -> i64 {
@@ -250,7 +295,7 @@ fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sea_orm::{Database, DatabaseConnection, TransactionTrait};
+    use sea_orm::{ConnectionTrait, Database, DatabaseConnection, TransactionTrait};
 
     async fn db() -> (tempfile::TempDir, DatabaseConnection) {
         let dir = tempfile::tempdir().unwrap();
@@ -259,14 +304,20 @@ mod tests {
     }
 
     /// Runs one keyed call in its own transaction as the primary does: run and record;
-    /// when the key is recorded already, roll back and answer with the record.
-    async fn call(ledger: &Ledger, db: &DatabaseConnection, key: &str, value: i64) -> i64 {
+    /// when the key is recorded already, roll back and answer with the record. Returns the
+    /// value and the run that recorded it.
+    async fn call_run(
+        ledger: &Ledger,
+        db: &DatabaseConnection,
+        key: &str,
+        value: i64,
+    ) -> (i64, Option<String>) {
         let key = Key::new(key.to_owned(), key.as_bytes()).unwrap();
         let txn = db.begin().await.unwrap();
         match ledger.run_and_record(&txn, &key, async { Ok(value) }).await {
-            Ok(out) => {
+            Ok((out, run)) => {
                 txn.commit().await.unwrap();
-                out
+                (out, Some(run))
             }
             Err(ExecError::AlreadyRecorded) => {
                 txn.rollback().await.unwrap();
@@ -275,6 +326,10 @@ mod tests {
             }
             Err(e) => panic!("{e}"),
         }
+    }
+
+    async fn call(ledger: &Ledger, db: &DatabaseConnection, key: &str, value: i64) -> i64 {
+        call_run(ledger, db, key, value).await.0
     }
 
     async fn records(db: &DatabaseConnection) -> i64 {
@@ -320,7 +375,7 @@ mod tests {
         call(&ledger, &db, "k", 1).await;
         let other = Key::new("k".into(), b"another body").unwrap();
         let txn = db.begin().await.unwrap();
-        let recalled = recall::<i64>(&txn, &other).await;
+        let recalled = recall::<i64>(&txn, &other).await.map(|r| r.map(|(v, _)| v));
         assert!(
             matches!(recalled, Err(ExecError::KeyReused(_))),
             "{recalled:?}"
@@ -332,7 +387,7 @@ mod tests {
         let (_dir, db) = db().await;
         let key = Key::new("k".into(), b"k").unwrap();
         let txn = db.begin().await.unwrap();
-        assert_eq!(recall::<i64>(&txn, &key).await.unwrap(), None);
+        assert!(recall::<i64>(&txn, &key).await.unwrap().is_none());
     }
 
     #[tokio::test]
@@ -358,6 +413,56 @@ mod tests {
             .unwrap();
         txn.rollback().await.unwrap();
         assert_eq!(call(&ledger, &db, "k", 2).await, 2);
+    }
+
+    #[tokio::test]
+    async fn a_replayed_key_answers_with_the_run_that_recorded_it() {
+        let (_dir, db) = db().await;
+        let ledger = Ledger::new(Duration::from_secs(600));
+        let (_, first) = call_run(&ledger, &db, "k", 1).await;
+        let (_, again) = call_run(&ledger, &db, "k", 2).await;
+        assert!(first.is_some());
+        assert_eq!(again, first);
+    }
+
+    #[tokio::test]
+    async fn a_key_run_again_after_its_record_is_gone_records_a_new_run() {
+        let (_dir, db) = db().await;
+        let ledger = Ledger::new(Duration::from_secs(600));
+        let (_, first) = call_run(&ledger, &db, "k", 1).await;
+        db.execute_unprepared("DELETE FROM _litefs_orm_idempotency")
+            .await
+            .unwrap();
+        let (_, second) = call_run(&ledger, &db, "k", 1).await;
+        assert_ne!(second, first);
+    }
+
+    #[tokio::test]
+    async fn recorded_names_the_run_of_each_key_it_holds() {
+        let (_dir, db) = db().await;
+        let ledger = Ledger::new(Duration::from_secs(600));
+        let (_, run) = call_run(&ledger, &db, "a", 1).await;
+        let held = recorded(&db, &["a", "b"]).await.unwrap();
+        assert_eq!(held.len(), 1);
+        assert_eq!(held["a"], run);
+    }
+
+    #[tokio::test]
+    async fn a_table_made_before_runs_gains_their_column_at_the_next_record() {
+        let (_dir, db) = db().await;
+        db.execute_unprepared(
+            "CREATE TABLE _litefs_orm_idempotency (key TEXT PRIMARY KEY NOT NULL, \
+             digest TEXT NOT NULL, response TEXT NOT NULL, created_ms INTEGER NOT NULL); \
+             INSERT INTO _litefs_orm_idempotency \
+             VALUES ('old', 'd', '1', CAST(strftime('%s', 'now') AS INTEGER) * 1000)",
+        )
+        .await
+        .unwrap();
+        assert_eq!(recorded(&db, &["old"]).await.unwrap()["old"], None);
+        let ledger = Ledger::new(Duration::from_secs(600));
+        let (_, run) = call_run(&ledger, &db, "new", 2).await;
+        let held = recorded(&db, &["old", "new"]).await.unwrap();
+        assert_eq!((held["old"].clone(), held["new"].clone()), (None, run));
     }
 
     #[test]

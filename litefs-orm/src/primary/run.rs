@@ -13,7 +13,7 @@ use crate::BoxFut;
 use crate::config::{OPERATION_PATH, RPC_PATH};
 use crate::db::ReplicatedDb;
 use crate::error::DbFailure;
-use crate::primary::executor::{ExecError, in_transaction, io_failure};
+use crate::primary::executor::{ExecError, in_transaction_until, io_failure};
 use crate::primary::idempotency::{self, Key};
 use crate::protocol::wire::{
     ErrorBody, ErrorCode, OperationRequest, OperationResponse, SUPPORTED_WIRE_VERSIONS,
@@ -55,11 +55,16 @@ async fn run_write(db: &ReplicatedDb, body: &Bytes) -> Result<Bytes, Refusal> {
         ));
     };
     let (op, model) = (request.op, request.model);
-    let (outcome, txid) = execute_once(db, "", key, move |txn| {
+    let ((outcome, run), txid) = execute_once(db, "", key, move |txn| {
         Box::pin(async move { handler.run(op, model, txn).await })
     })
     .await?;
-    encode(&WriteResponse { v, txid, outcome })
+    encode(&WriteResponse {
+        v,
+        txid,
+        run,
+        outcome,
+    })
 }
 
 async fn run_operation(db: &ReplicatedDb, body: &Bytes) -> Result<Bytes, Refusal> {
@@ -75,11 +80,16 @@ async fn run_operation(db: &ReplicatedDb, body: &Bytes) -> Result<Bytes, Refusal
         ));
     };
     let args = request.args;
-    let (output, txid) = execute_once(db, &request.operation, key, move |txn| {
+    let ((output, run), txid) = execute_once(db, &request.operation, key, move |txn| {
         Box::pin(async move { handler.run(args, txn).await })
     })
     .await?;
-    encode(&OperationResponse { v, txid, output })
+    encode(&OperationResponse {
+        v,
+        txid,
+        run,
+        output,
+    })
 }
 
 /// Parses a request body of the supported wire version.
@@ -133,6 +143,9 @@ pub(crate) fn encode<T: serde::Serialize>(answer: &T) -> Result<Bytes, Refusal> 
     })
 }
 
+/// A call's result with the run that recorded it (`None` for a record older than runs).
+type WithRun<T> = (T, Option<String>);
+
 trait Versioned {
     fn version(&self) -> u32;
 }
@@ -156,13 +169,14 @@ impl Versioned for OperationRequest {
 /// answer (with the current TXID, which covers the recorded commit); without one, the
 /// failure is. A key that may be a repeat's ([`Key::may_be_repeat`]: a retry, a replay) is
 /// looked up first, so that the work — hooks, an operation's body, and what they do outside
-/// the database — does not run again when the record already answers it.
+/// the database — does not run again when the record already answers it. Returns the result
+/// with the run that recorded it (see [`idempotency::new_run`]), and the TXID.
 async fn execute_once<T, F>(
     db: &ReplicatedDb,
     operation: &str,
     key: Key,
     work: F,
-) -> Result<(T, u64), Refusal>
+) -> Result<(WithRun<T>, u64), Refusal>
 where
     T: Serialize + DeserializeOwned + Send,
     F: for<'t> FnOnce(&'t sea_orm::DatabaseTransaction) -> BoxFut<'t, Result<T, ExecError>>
@@ -186,7 +200,7 @@ where
     })
     .await?
     {
-        Ok(done) => return Ok(done),
+        Ok(((value, run), txid)) => return Ok(((value, Some(run)), txid)),
         Err(e) if e.may_come_from_a_repeat() => e,
         Err(e) => return Err(exec_error(db, operation, e).await),
     };
@@ -200,11 +214,12 @@ where
     }
 }
 
-/// The result recorded under `key`, read in a transaction of its own, with the current TXID.
+/// The result recorded under `key` and its run, read in a transaction of its own, with the
+/// current TXID.
 async fn recall<T: DeserializeOwned + Send>(
     db: &ReplicatedDb,
     key: Arc<Key>,
-) -> Result<Result<(Option<T>, u64), ExecError>, Refusal> {
+) -> Result<Result<(Option<WithRun<T>>, u64), ExecError>, Refusal> {
     transact(db, move |txn| {
         Box::pin(async move { idempotency::recall(txn, &key).await })
     })
@@ -222,8 +237,11 @@ where
         return Err(not_primary(role.primary().map(str::to_owned)));
     }
     // A panic (in a hook, say) drops the transaction, which rolls it back: say so, rather
-    // than closing the connection and leaving the caller unsure.
-    let work = in_transaction(db.committer(), work);
+    // than closing the connection and leaving the caller unsure. The call ends at this
+    // node's write deadline even when its database does not answer.
+    db.fresh_connections().await;
+    let deadline = std::time::Instant::now() + db.config().write_timeout;
+    let work = in_transaction_until(db.committer(), Some(deadline), work);
     std::panic::AssertUnwindSafe(work)
         .catch_unwind()
         .await
@@ -283,12 +301,17 @@ async fn exec_error(db: &ReplicatedDb, operation: &str, e: ExecError) -> Refusal
                 body: Box::new(body),
             }
         }
-        // The endpoint runs calls without a deadline of its own, so `WriterBusy` comes only
-        // from a local dispatch; listed for completeness.
-        e @ (ExecError::Position(_)
-        | ExecError::Stored(_)
-        | ExecError::WriterBusy
-        | ExecError::AlreadyRecorded) => {
+        e @ (ExecError::WriterBusy | ExecError::Stalled { committing: false }) => refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Stalled,
+            e.to_string(),
+        ),
+        e @ (ExecError::Stalled { committing: true } | ExecError::Unrecorded { .. }) => refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Uncertain,
+            e.to_string(),
+        ),
+        e @ (ExecError::Position(_) | ExecError::Stored(_) | ExecError::AlreadyRecorded) => {
             tracing::error!(error = %e, "the write was rolled back");
             refuse(
                 StatusCode::INTERNAL_SERVER_ERROR,

@@ -230,6 +230,11 @@ pub struct WriteResponse {
     pub v: u32,
     /// The primary's LiteFS TXID after the commit (0 when standalone).
     pub txid: u64,
+    /// The run that committed the call, recorded with its idempotency key: a node holds
+    /// this commit when it holds the key's record with this run. Absent from primaries
+    /// older than runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
     /// The result.
     pub outcome: Outcome,
 }
@@ -258,6 +263,9 @@ pub struct OperationResponse {
     pub v: u32,
     /// The primary's LiteFS TXID after the commit (0 when standalone).
     pub txid: u64,
+    /// The run that committed the call, as in [`WriteResponse::run`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
     /// The operation's output.
     pub output: serde_json::Value,
 }
@@ -333,6 +341,13 @@ pub enum ErrorCode {
     Internal,
     /// The endpoint serves no database of that name (404).
     UnknownDatabase,
+    /// The primary's database did not answer before the write's deadline, before the
+    /// write's commit (503): nothing was committed; ask again.
+    Stalled,
+    /// The primary cannot tell whether the write was committed (503): its database stalled
+    /// while committing it, or LiteFS did not record the commit. Ask again under the same
+    /// idempotency key: a committed call is answered from its record, applied once.
+    Uncertain,
 }
 
 /// The body of every error answer.

@@ -92,7 +92,7 @@ impl HttpTransport {
             .flatten();
         match (verified, status.is_success(), error_body) {
             (Ok(()), true, _) => Ok(bytes),
-            (Ok(()), false, Some(err)) => Err(error_from_body(err)),
+            (Ok(()), false, Some(err)) => Err(error_from_body(url, err)),
             // Success, or an answer in the endpoint's own words, that the secret did not
             // sign for this request: it cannot say what happened to the write.
             (Err(why), true, _) => Err(unverified(url, status, why, &bytes)),
@@ -220,8 +220,15 @@ fn looks_like_dns(message: &str) -> bool {
 }
 
 /// Turns the primary's error answer into the caller's typed error.
-pub(crate) fn error_from_body(body: ErrorBody) -> Error {
+pub(crate) fn error_from_body(url: &str, body: ErrorBody) -> Error {
     match body.code {
+        // Not applied, or applied at most once under the call's key: either way, ask again.
+        code @ (ErrorCode::Stalled | ErrorCode::Uncertain) => Error::Transport {
+            url: url.to_owned(),
+            message: format!("the primary answered: {}", body.message),
+            maybe_committed: code == ErrorCode::Uncertain,
+            attempts: 1,
+        },
         ErrorCode::Unauthorized => Error::Unauthorized(body.message),
         ErrorCode::NotPrimary => Error::NotPrimary {
             primary: body.primary,

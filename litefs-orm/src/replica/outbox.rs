@@ -237,8 +237,9 @@ impl InFlight {
             .await;
         // A batch answer the primary signed but this node cannot split came after the calls
         // ran: each call's fate is unknown, and a retry under its key finds out.
-        let split =
-            |answer: Bytes| split(&answer, calls.len()).map_err(|e| lost(&url, &e.to_string()));
+        let split = |answer: Bytes| {
+            split(&url, &answer, calls.len()).map_err(|e| lost(&url, &e.to_string()))
+        };
         match result.and_then(split) {
             Ok(answers) => {
                 for (call, answer) in calls.into_iter().zip(answers) {
@@ -311,7 +312,7 @@ fn frame(db: &str, calls: &[Queued]) -> Bytes {
 }
 
 /// Each call's answer, as [`Transport::send`] gives it for a call sent alone.
-fn split(answer: &[u8], calls: usize) -> Result<Vec<Result<Bytes>>> {
+fn split(url: &str, answer: &[u8], calls: usize) -> Result<Vec<Result<Bytes>>> {
     let response: BatchResponse<'_> = serde_json::from_slice(answer)
         .map_err(|e| Error::Protocol(format!("unreadable batch answer from the primary: {e}")))?;
     if !SUPPORTED_WIRE_VERSIONS.contains(&response.v) || response.answers.len() != calls {
@@ -330,7 +331,7 @@ fn split(answer: &[u8], calls: usize) -> Result<Vec<Result<Bytes>>> {
                 return Ok(Bytes::copy_from_slice(body));
             }
             match serde_json::from_slice::<ErrorBody>(body) {
-                Ok(error) => Err(client::error_from_body(error)),
+                Ok(error) => Err(client::error_from_body(url, error)),
                 Err(e) => Err(Error::Protocol(format!(
                     "unreadable error answer ({}) in a batch: {e}",
                     a.status

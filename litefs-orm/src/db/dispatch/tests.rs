@@ -14,7 +14,7 @@ use crate::litefs::role::RoleWatch;
 use crate::replica::client::Transport;
 
 #[derive(serde::Serialize, serde::Deserialize)]
-pub(super) struct Noop;
+pub(in crate::db) struct Noop;
 
 impl Operation for Noop {
     const NAME: &'static str = "noop";
@@ -77,7 +77,7 @@ pub(super) async fn replica(
     (db, tx)
 }
 
-pub(super) fn replica_of_n1() -> Role {
+pub(in crate::db) fn replica_of_n1() -> Role {
     Role::Replica {
         primary: "n1".into(),
     }
@@ -241,4 +241,97 @@ async fn a_plain_write_refused_on_a_node_still_primary_keeps_sqlite_s_error() {
         .unwrap_err();
     assert!(!e.to_string().contains("this node is a"), "{e}");
     assert!(crate::error::is_replica_write_error(&e), "{e}");
+}
+
+/// A primary on a fresh database with table `t`, its `-pos` at TXID 5 and followed by a
+/// tracker; `-pos` moves only when a test moves it.
+async fn primary_with_position(dir: &tempfile::TempDir, write_timeout: Duration) -> ReplicatedDb {
+    use sea_orm::ConnectionTrait;
+    let path = dir.path().join("app.db");
+    let pos = crate::litefs::Pos {
+        txid: 5,
+        checksum: 1,
+    };
+    std::fs::write(crate::litefs::pos_path(&path), pos.to_string()).unwrap();
+    let config = Config::standalone(path.clone()).with_write_timeout(write_timeout);
+    let (watch, tx) = RoleWatch::manual(Role::Primary);
+    std::mem::forget(tx);
+    let db = ReplicatedDb::open_with(
+        config,
+        Registry::new().operation::<Insert>(),
+        Arc::new(Silent),
+        watch,
+        Some(crate::litefs::position::PositionTracker::new(&path)),
+    )
+    .await
+    .unwrap();
+    db.execute_unprepared("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+        .await
+        .unwrap();
+    db
+}
+
+#[tokio::test]
+async fn a_commit_litefs_did_not_record_is_not_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing moves `-pos`: LiteFS records none of this node's commits.
+    let db = primary_with_position(&dir, Duration::from_secs(5)).await;
+    let e = replicated(db.run(Insert).await.unwrap_err());
+    assert!(
+        matches!(e, Error::CommitNotRecorded { txid: 6, local: 5 }),
+        "{e}"
+    );
+    assert!(e.may_be_committed(), "{e}");
+}
+
+#[tokio::test]
+async fn a_commit_litefs_did_not_record_reopens_the_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = primary_with_position(&dir, Duration::from_secs(5)).await;
+    let before = db.inner.reopened.load(Ordering::SeqCst);
+    let _ = db.run(Insert).await;
+    let start = Instant::now();
+    while db.inner.reopened.load(Ordering::SeqCst) == before {
+        assert!(start.elapsed() < Duration::from_secs(5), "never reopened");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_write_whose_database_does_not_answer_ends_at_its_deadline_uncommitted() {
+    use sea_orm::ConnectionTrait;
+    let dir = tempfile::tempdir().unwrap();
+    let db = primary_with_position(&dir, Duration::from_millis(300)).await;
+    // Another connection holds SQLite's write lock, as a frozen mount holds every call.
+    let url = format!("sqlite://{}", dir.path().join("app.db").display());
+    let other = sea_orm::Database::connect(&url).await.unwrap();
+    other.execute_unprepared("BEGIN IMMEDIATE").await.unwrap();
+    let start = Instant::now();
+    let e = replicated(db.run(Insert).await.unwrap_err());
+    assert!(
+        matches!(
+            e,
+            Error::WriteStalled {
+                maybe_committed: false
+            }
+        ),
+        "{e}"
+    );
+    assert!(!e.may_be_committed(), "{e}");
+    // Well before SQLite's 5 s busy timeout.
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_new_primary_term_opens_the_connections_anew_before_the_next_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = read_only_primary(&dir).await;
+    // The writer refuses writes; a term's fresh connections do not.
+    db.role_watch().begin_term();
+    db.run(Insert).await.unwrap();
+    assert_eq!(db.inner.reopened.load(Ordering::SeqCst), 1);
 }

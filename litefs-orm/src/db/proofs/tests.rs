@@ -6,7 +6,8 @@ use sea_orm::{ConnectionTrait, Database};
 
 use super::*;
 
-/// A database whose record table holds `keys`, and a reader that counts its uses.
+/// A database whose record table holds `keys` (each recorded by run `r-<key>`), and a
+/// reader that counts its uses.
 struct Db {
     _dir: tempfile::TempDir,
     conn: DatabaseConnection,
@@ -19,12 +20,14 @@ impl Db {
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("app.db").display());
         let conn = Database::connect(&url).await.unwrap();
         if !keys.is_empty() {
-            conn.execute_unprepared("CREATE TABLE _litefs_orm_idempotency (key TEXT PRIMARY KEY)")
-                .await
-                .unwrap();
+            conn.execute_unprepared(
+                "CREATE TABLE _litefs_orm_idempotency (key TEXT PRIMARY KEY, run TEXT)",
+            )
+            .await
+            .unwrap();
         }
         if !keys.is_empty() {
-            let rows: Vec<String> = keys.iter().map(|k| format!("('{k}')")).collect();
+            let rows: Vec<String> = keys.iter().map(|k| format!("('{k}', 'r-{k}')")).collect();
             let sql = format!(
                 "INSERT INTO _litefs_orm_idempotency VALUES {}",
                 rows.join(",")
@@ -48,15 +51,48 @@ impl Db {
 async fn a_key_with_a_record_is_held_and_one_without_is_not() {
     let db = Db::with(&["k1"]).await;
     let proofs = Proofs::default();
-    assert!(proofs.is_recorded(|| db.reader(), "k1").await.unwrap());
-    assert!(!proofs.is_recorded(|| db.reader(), "k2").await.unwrap());
+    assert!(
+        proofs
+            .is_recorded(|| db.reader(), "k1", None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !proofs
+            .is_recorded(|| db.reader(), "k2", None)
+            .await
+            .unwrap()
+    );
+}
+
+#[tokio::test]
+async fn a_key_recorded_by_another_run_is_not_held() {
+    let db = Db::with(&["k1"]).await;
+    let proofs = Proofs::default();
+    assert!(
+        !proofs
+            .is_recorded(|| db.reader(), "k1", Some("r-other"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        proofs
+            .is_recorded(|| db.reader(), "k1", Some("r-k1"))
+            .await
+            .unwrap()
+    );
 }
 
 #[tokio::test]
 async fn no_record_table_means_no_key_is_held() {
     let db = Db::with(&[]).await;
     let proofs = Proofs::default();
-    assert!(!proofs.is_recorded(|| db.reader(), "k1").await.unwrap());
+    assert!(
+        !proofs
+            .is_recorded(|| db.reader(), "k1", None)
+            .await
+            .unwrap()
+    );
 }
 
 #[tokio::test]
@@ -66,9 +102,11 @@ async fn keys_that_queue_behind_a_read_are_read_together_in_one_query() {
     let proofs = Proofs::default();
     // Twenty held keys and five that are not, all waiting at once.
     let keys: Vec<String> = (0..25).map(|i| format!("k{i}")).collect();
-    let answers =
-        futures_util::future::join_all(keys.iter().map(|k| proofs.is_recorded(|| db.reader(), k)))
-            .await;
+    let answers = futures_util::future::join_all(
+        keys.iter()
+            .map(|k| proofs.is_recorded(|| db.reader(), k, None)),
+    )
+    .await;
     let answers: Vec<bool> = answers.into_iter().map(Result::unwrap).collect();
     assert_eq!(answers, (0..25).map(|i| i < 20).collect::<Vec<_>>());
     // The first key alone, then the 24 that queued behind it.
@@ -85,7 +123,7 @@ async fn keys_queued_behind_a_cancelled_read_are_read_all_the_same() {
         done: false,
     };
     *proofs.lock() = Some(Vec::new());
-    let queued = proofs.is_recorded(|| db.reader(), "k1");
+    let queued = proofs.is_recorded(|| db.reader(), "k1", None);
     tokio::pin!(queued);
     // It queues behind the read in progress.
     assert!(futures_util::FutureExt::now_or_never(queued.as_mut()).is_none());
@@ -112,7 +150,7 @@ async fn callers_left_after_a_readers_rounds_are_read_by_the_next_reader() {
             readers.lock().unwrap().insert(k.clone());
             db.reader()
         };
-        proofs.is_recorded(reader, k)
+        proofs.is_recorded(reader, k, None)
     });
     let answers = futures_util::future::join_all(calls).await;
     assert!(answers.into_iter().all(|a| a.unwrap()));

@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::{POLL, Role, Source, publish};
+use super::{POLL, Publisher, Role, Source, publish};
 use crate::litefs::position::TxFeed;
 use crate::litefs::{EVENT_INIT, EVENT_PRIMARY_CHANGE, Event, NodeInfo, PrimaryEventData};
 
@@ -90,7 +90,7 @@ pub(crate) async fn fetch_info(client: &reqwest::Client, base: &str) -> reqwest:
 pub(super) async fn follow_http(
     base: String,
     source: Arc<Source>,
-    tx: watch::Sender<Role>,
+    tx: Publisher,
     refresh: Arc<Notify>,
     feed: TxFeed,
     idle: Duration,
@@ -153,7 +153,7 @@ pub(super) async fn follow_http(
                                 };
                                 feed.on_event(&event);
                                 if let Some(role) = role_from_event(event) {
-                                    let current = tx.borrow().clone();
+                                    let current = tx.current();
                                     if let Some(role) = debounce.on_event(&current, role, Instant::now()) {
                                         publish(&tx, role);
                                     }

@@ -170,17 +170,17 @@ async fn commit(
         return members.fail(&stopped());
     };
     let committing = Instant::now();
-    match txn.commit().await {
-        Ok(()) => {
-            if let (Some(position), true) = (position, wrote) {
-                position.committed(txid);
-            }
-            crate::observe::primary::committed(writes, committing.elapsed(), txid);
-            for m in members.waiting {
-                let _ = m.send(Ok(txid));
-            }
-        }
-        Err(e) => members.fail(&e.into()),
+    if let Err(e) = txn.commit().await {
+        return members.fail(&e.into());
+    }
+    if let (Some(position), true) = (position, wrote)
+        && let Err(e) = crate::primary::executor::confirm(position, txid).await
+    {
+        return members.fail(&e);
+    }
+    crate::observe::primary::committed(writes, committing.elapsed(), txid);
+    for m in members.waiting {
+        let _ = m.send(Ok(txid));
     }
 }
 

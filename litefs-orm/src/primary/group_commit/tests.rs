@@ -30,12 +30,46 @@ fn queued(committer: &Committer) -> usize {
     committer.queued()
 }
 
-/// The position the tests' `-pos` file stays at: nobody bumps it here.
+/// The position the tests' `-pos` file starts at; [`follow_commits`] moves it on by one at
+/// each commit, as LiteFS does.
 const POS: u64 = 5;
 
 struct Db {
     _dir: tempfile::TempDir,
     committer: Arc<Committer>,
+    _litefs: JoinHandle<()>,
+}
+
+/// Plays LiteFS's part for the database at `path`: each commit moves `-pos` on by one
+/// (`PRAGMA data_version` tells a commit of another connection). Returns once it has its
+/// baseline, so no commit after it is missed.
+async fn follow_commits(path: std::path::PathBuf) -> JoinHandle<()> {
+    let options = SqliteConnectOptions::new().filename(&path);
+    let conn = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .unwrap();
+    let version = async |conn: &sea_orm::sqlx::SqlitePool| -> i64 {
+        sea_orm::sqlx::query_scalar("PRAGMA data_version")
+            .fetch_one(conn)
+            .await
+            .unwrap()
+    };
+    let mut seen = version(&conn).await;
+    tokio::spawn(async move {
+        let mut txid = POS;
+        loop {
+            tokio::time::sleep(Duration::from_micros(200)).await;
+            let now = version(&conn).await;
+            if now != seen {
+                seen = now;
+                txid += 1;
+                let pos = Pos { txid, checksum: 1 };
+                std::fs::write(pos_path(&path), pos.to_string()).unwrap();
+            }
+        }
+    })
 }
 
 async fn db() -> Db {
@@ -60,6 +94,7 @@ async fn db() -> Db {
     };
     std::fs::write(pos_path(&path), pos.to_string()).unwrap();
     let committer = Committer::new(writer, Some(PositionTracker::new(&path)));
+    let litefs = follow_commits(path.clone()).await;
     // A committer of an earlier test may have had the same address.
     SIZES
         .lock()
@@ -68,6 +103,7 @@ async fn db() -> Db {
     Db {
         _dir: dir,
         committer,
+        _litefs: litefs,
     }
 }
 
@@ -173,8 +209,9 @@ async fn queued_writes_commit_together_with_the_batch_txid() {
     let writes: Vec<(String, Work)> = (0..8).map(|i| (format!("w{i}"), Work::Insert)).collect();
     let writes: Vec<(&str, Work)> = writes.iter().map(|(n, w)| (n.as_str(), *w)).collect();
     let results = batch(&db, &writes).await;
+    // The holder committed POS + 1; the batch is the next transaction.
     for (r, (name, _)) in results.iter().zip(&writes) {
-        assert_eq!(ok(r), &(name.to_string(), POS + 1));
+        assert_eq!(ok(r), &(name.to_string(), POS + 2));
     }
     assert_eq!(names(&db).await.len(), 9);
     let sizes = sizes(&db.committer);
@@ -220,7 +257,7 @@ async fn an_error_returned_by_a_write_rolls_back_only_that_write() {
         results[1].as_ref().unwrap(),
         Err(ExecError::Operation(_))
     ));
-    assert_eq!(ok(&results[2]).1, POS + 1);
+    assert_eq!(ok(&results[2]).1, POS + 2);
     assert_eq!(names(&db).await, ["a", "b", "holder"]);
 }
 
@@ -317,9 +354,8 @@ async fn a_batch_that_changed_nothing_keeps_the_current_txid() {
         ],
     )
     .await;
-    // The current TXID is the holder's commit, POS + 1: LiteFS's `-pos` would show it; this
-    // fixture's file still says POS, and a batch that wrote nothing answers no lower than
-    // the node's last commit.
+    // The current TXID is the holder's commit, POS + 1, confirmed in `-pos` before the
+    // writer moved on: a batch that wrote nothing answers it, never a lower one.
     assert_eq!(ok(&results[0]).1, POS + 1);
     assert_eq!(ok(&results[2]).1, POS + 1);
 }
