@@ -198,14 +198,14 @@ async fn api_count_view(State(state): State<AppState>, Path(name): Path<String>)
             Json(body).into_response()
         }
         Err(e) => {
-            let status = match &e {
-                OpError::Replicated(err) if err.may_be_committed() => {
-                    StatusCode::SERVICE_UNAVAILABLE
-                }
-                _ => StatusCode::INTERNAL_SERVER_ERROR,
-            };
-            let body = serde_json::json!({ "error": e.to_string() });
-            (status, Json(body)).into_response()
+            let outcome = Outcome::of(&e);
+            tracing::warn!(node = %state.node, page = %name, status = outcome.status.as_u16(), error = %outcome.message, "view failed");
+            let body = serde_json::json!({
+                "error": outcome.message,
+                "committed": outcome.committed.as_str(),
+                "node": &*state.node,
+            });
+            outcome.respond(Json(body))
         }
     }
 }
@@ -243,54 +243,86 @@ async fn count_view(state: &AppState, page: &str) -> Response {
     }
 }
 
-/// The error page of a view that could not be counted, or not shown: 503 when the cluster
-/// is the cause (no primary, primary unreachable, replication behind), 500 otherwise.
+/// The error page of a view that could not be counted.
 fn failure(state: &AppState, page: &str, e: &OpError<DbFailure>) -> Response {
-    let (status, title, message, committed) = match e {
-        OpError::Failed(f) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "The view was not counted",
-            format!("the primary's database refused it: {f}"),
-            Committed::No,
-        ),
-        OpError::Replicated(err @ Error::ReplicationTimeout { .. }) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Counted, but this node is behind",
-            format!(
-                "The view was counted on the primary, but this node has not caught up with it yet: {err}. Reload in a moment."
+    let outcome = Outcome::of(e);
+    tracing::warn!(node = %state.node, page, status = outcome.status.as_u16(), error = %outcome.message, "view failed");
+    let page = html::error_page(
+        outcome.title,
+        &outcome.message,
+        outcome.committed,
+        &state.node,
+    );
+    outcome.respond(Html(page))
+}
+
+/// What a failed view tells its client, on the page and in the API alike: 503 with
+/// `Retry-After` when the cluster is the cause and asking again will do (no primary, a
+/// primary unreachable, stalled or changing, replication behind), 500 otherwise; and
+/// whether the view was counted.
+struct Outcome {
+    status: StatusCode,
+    title: &'static str,
+    message: String,
+    committed: Committed,
+}
+
+impl Outcome {
+    fn of(e: &OpError<DbFailure>) -> Outcome {
+        let (status, title, message, committed) = match e {
+            OpError::Failed(f) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The view was not counted",
+                format!("the primary's database refused it: {f}"),
+                Committed::No,
             ),
-            Committed::Yes,
-        ),
-        OpError::Replicated(
-            err @ (Error::NoPrimary { .. }
-            | Error::NotPrimary { .. }
-            | Error::Transport { .. }
-            | Error::WriterBusy),
-        ) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "The primary could not count the view",
-            format!("{err}. Reload in a moment."),
-            committed_state(err),
-        ),
-        OpError::Replicated(err) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "The view was not counted",
-            err.to_string(),
-            committed_state(err),
-        ),
-    };
-    tracing::warn!(node = %state.node, page, status = status.as_u16(), error = %message, "view failed");
-    let mut response = (
-        status,
-        Html(html::error_page(title, &message, committed, &state.node)),
-    )
-        .into_response();
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            OpError::Replicated(err @ Error::ReplicationTimeout { .. }) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Counted, but this node is behind",
+                format!(
+                    "The view was counted on the primary, but this node has not caught up with it yet: {err}. Reload in a moment."
+                ),
+                Committed::Yes,
+            ),
+            OpError::Replicated(
+                err @ (Error::NoPrimary { .. }
+                | Error::NotPrimary { .. }
+                | Error::Transport { .. }
+                | Error::WriterBusy
+                | Error::WriteStalled { .. }
+                | Error::CommitNotRecorded { .. }
+                | Error::Io(_)),
+            ) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The primary could not count the view",
+                format!("{err}. Reload in a moment."),
+                committed_state(err),
+            ),
+            OpError::Replicated(err) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The view was not counted",
+                err.to_string(),
+                committed_state(err),
+            ),
+        };
+        Outcome {
+            status,
+            title,
+            message,
+            committed,
+        }
     }
-    response
+
+    /// `body` with this outcome's status (and `Retry-After: 1` on a 503).
+    fn respond(&self, body: impl IntoResponse) -> Response {
+        let mut response = (self.status, body).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
 }
 
 fn committed_state(e: &Error) -> Committed {

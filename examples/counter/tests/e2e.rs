@@ -196,3 +196,20 @@ async fn an_api_client_carrying_its_token_sees_its_view_on_another_node() {
     assert_eq!(seen["counts"]["api-session"], 1, "{seen}");
     assert_eq!(seen["node"], d.nodes[2].name.as_str());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_view_while_no_primary_is_known_is_a_503_to_retry_and_not_counted() {
+    let _serial = SERIAL.lock().await;
+    let d = Deployment::start("api-no-primary", Duration::from_secs(5)).await;
+    d.litefs.lose_primary().await;
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/pages/no-primary/views", d.url(1)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let retry = response.headers().get("retry-after").cloned();
+    assert_eq!(retry.as_ref().and_then(|v| v.to_str().ok()), Some("1"));
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["committed"], "no", "{body}");
+}
