@@ -30,6 +30,15 @@ pub(crate) struct MountId {
 }
 
 impl MountId {
+    /// [`MountId::of`], off the runtime's threads (a frozen mount blocks the read).
+    pub(crate) async fn read(path: &Path) -> Option<MountId> {
+        let path = path.to_path_buf();
+        crate::litefs::off_runtime(move || Ok(MountId::of(&path)))
+            .await
+            .ok()
+            .flatten()
+    }
+
     /// `path`'s identity, or `None` when it cannot be read (a dead FUSE mount answers
     /// `ENOTCONN`).
     pub(crate) fn of(path: &Path) -> Option<MountId> {
@@ -194,7 +203,10 @@ impl ReplicatedDb {
     async fn swap_connections(&self) -> bool {
         let config = &self.inner.config;
         let path = config.db_path();
-        let mount = config.litefs_mount.as_deref().and_then(MountId::of);
+        let mount = match config.litefs_mount.as_deref() {
+            Some(dir) => MountId::read(dir).await,
+            None => None,
+        };
         let journal = self.role().writes_locally().then_some(config.journal_mode);
         let opened = async {
             let writer = open(&path, 1, false, false, journal).await?;
@@ -242,7 +254,7 @@ impl ReplicatedDb {
         let Some(dir) = self.inner.config.litefs_mount.as_deref() else {
             return false;
         };
-        let Some(now) = MountId::of(dir) else {
+        let Some(now) = MountId::read(dir).await else {
             // Dead (ENOTCONN) or absent: nothing to reopen on yet.
             return false;
         };

@@ -44,6 +44,9 @@ pub(super) async fn sample(inner: Weak<Inner>) {
         let Some(inner) = inner.upgrade() else {
             return;
         };
-        ReplicatedDb { inner }.status();
+        // `status` reads LiteFS's files: off the runtime's threads, which a frozen mount
+        // would block.
+        let db = ReplicatedDb { inner };
+        let _ = tokio::task::spawn_blocking(move || db.status()).await;
     }
 }

@@ -2,6 +2,7 @@
 //! replication position.
 
 mod files;
+mod mount_io;
 pub mod position;
 pub mod role;
 pub(crate) mod startup;
@@ -11,3 +12,4 @@ pub use files::{
     MountPaths, NodeInfo, POS_LEN, POS_SUFFIX, PRIMARY_FILE, Pos, PrimaryEventData, PrimaryInfo,
     TxEventData, format_lag, lag_duration, parse_lag, pos_path, read_lag, read_pos, read_primary,
 };
+pub(crate) use mount_io::off_runtime;

@@ -76,9 +76,19 @@ impl PositionTracker {
         PositionTracker { inner }
     }
 
-    /// Reads the file now.
+    /// Reads the file now. It blocks the calling thread while LiteFS does not answer (paused,
+    /// or stuck); async code calls [`read_now`](Self::read_now).
     pub fn read(&self) -> std::io::Result<Pos> {
         let pos = litefs::read_pos(&self.inner.path)?;
+        self.inner.publish(pos);
+        Ok(pos)
+    }
+
+    /// Reads the file now, off the runtime's threads: a frozen mount holds this call, not
+    /// the runtime.
+    pub async fn read_now(&self) -> std::io::Result<Pos> {
+        let path = self.inner.path.clone();
+        let pos = litefs::off_runtime(move || litefs::read_pos(&path)).await?;
         self.inner.publish(pos);
         Ok(pos)
     }
@@ -104,7 +114,7 @@ impl PositionTracker {
     /// committed on a connection LiteFS no longer follows (see
     /// [`ExecError::Unrecorded`](crate::primary::executor::ExecError)).
     pub(crate) async fn confirm(&self, txid: u64, wait: Duration) -> Result<(), Pos> {
-        match self.read() {
+        match self.read_now().await {
             Ok(pos) if pos.txid >= txid => return Ok(()),
             _ => {}
         }
@@ -128,7 +138,7 @@ impl PositionTracker {
         if self.inner.events.load(Ordering::Relaxed) && last.txid >= txid {
             return Ok(last);
         }
-        if let Ok(pos) = self.read()
+        if let Ok(pos) = self.read_now().await
             && pos.txid >= txid
         {
             return Ok(pos);
@@ -239,7 +249,13 @@ async fn poll(inner: std::sync::Weak<Inner>) {
             let _ = tokio::time::timeout(Duration::from_secs(1), strong.wake.notified()).await;
             continue;
         }
-        match litefs::read_pos(&strong.path) {
+        let path = strong.path.clone();
+        drop(strong);
+        let read = litefs::off_runtime(move || litefs::read_pos(&path)).await;
+        let Some(strong) = inner.upgrade() else {
+            return;
+        };
+        match read {
             Ok(pos) => {
                 if std::mem::take(&mut failing) {
                     tracing::info!(path = %strong.path.display(), "the LiteFS position can be read again");

@@ -318,7 +318,7 @@ where
     let value = work(&txn).await?;
     let wrote = total_changes(&txn).await? != before;
     // Under the write lock when `wrote`: see the module docs.
-    let pos = position.read().map_err(ExecError::Position)?;
+    let pos = position.read_now().await.map_err(ExecError::Position)?;
     let txid = position.txid_for(pos, wrote);
     progress.committing();
     commit(txn, txid).await?;

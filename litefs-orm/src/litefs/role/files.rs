@@ -67,17 +67,27 @@ impl FileSource {
         let primary_file = self.mount.join(litefs::PRIMARY_FILE);
         let lag_file = self.mount.join(litefs::LAG_FILE);
         let read = || {
-            let primary = litefs::read_primary(&primary_file);
-            let lag = litefs::read_lag(&lag_file);
-            (primary, lag)
+            let (primary_file, lag_file) = (primary_file.clone(), lag_file.clone());
+            async move {
+                let both = litefs::off_runtime(move || {
+                    Ok((
+                        litefs::read_primary(&primary_file),
+                        litefs::read_lag(&lag_file),
+                    ))
+                });
+                both.await.unwrap_or_else(|e| {
+                    let again = std::io::Error::new(e.kind(), e.to_string());
+                    (Err(e), Err(again))
+                })
+            }
         };
-        Ok(match read() {
+        Ok(match read().await {
             (Ok(Some(host)), _) if !host.is_empty() => Role::Replica { primary: host },
             (Ok(_), Ok(Some(0))) => {
                 // Absent `.primary` and zero lag: confirm, since a replica that just lost
                 // its primary may read zero lag for a moment.
                 tokio::time::sleep(CONFIRM_GAP).await;
-                match read() {
+                match read().await {
                     (Ok(None), Ok(Some(0))) => Role::Primary,
                     (Ok(Some(host)), _) if !host.is_empty() => Role::Replica { primary: host },
                     _ => Role::NoPrimary,

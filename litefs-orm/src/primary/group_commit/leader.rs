@@ -161,10 +161,12 @@ async fn commit(
         return rollback(txn).await;
     }
     let wrote = members.wrote;
-    let txid = match position.map(|t| t.read().map(|pos| t.txid_for(pos, wrote))) {
+    let txid = match position {
         None => 0,
-        Some(Ok(txid)) => txid,
-        Some(Err(e)) => return abort(txn, members, ExecError::Position(e)).await,
+        Some(t) => match t.read_now().await {
+            Ok(pos) => t.txid_for(pos, wrote),
+            Err(e) => return abort(txn, members, ExecError::Position(e)).await,
+        },
     };
     let Some(txn) = sole(txn) else {
         return members.fail(&stopped());
