@@ -6,6 +6,7 @@ use std::time::Duration;
 use tokio::process::Child;
 
 use super::binary::{check_fuse, litefs_binary};
+use super::config;
 use super::error::{RealError, Result};
 use super::node::{self, NodeSpec, free_ports, read_pos};
 use super::options::RealOptions;
@@ -287,7 +288,7 @@ impl RealCluster {
     fn write_configs(&self) -> Result<()> {
         let primary = &self.nodes[self.primary].spec;
         for (i, n) in self.nodes.iter().enumerate() {
-            n.spec.write_config(primary, i == self.primary)?;
+            config::write_static(&n.spec, primary, i == self.primary)?;
         }
         Ok(())
     }

@@ -26,6 +26,7 @@
 
 mod binary;
 mod cluster;
+mod config;
 mod error;
 mod fusectl;
 mod node;
