@@ -27,6 +27,9 @@
 mod binary;
 mod cluster;
 mod config;
+// Its server and the cluster option that runs it come next.
+#[allow(dead_code)]
+mod consul;
 mod error;
 mod fusectl;
 mod node;
