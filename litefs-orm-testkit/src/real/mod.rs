@@ -27,11 +27,12 @@
 mod binary;
 mod cluster;
 mod config;
-// Its server and the cluster option that runs it come next.
+// The cluster option that runs it comes next.
 #[allow(dead_code)]
 mod consul;
 mod error;
 mod fusectl;
+mod lease;
 mod node;
 mod options;
 mod wait;
@@ -39,5 +40,6 @@ mod wait;
 pub use binary::{check_fuse, litefs_binary};
 pub use cluster::RealCluster;
 pub use error::{RealError, Result};
+pub use lease::Cut;
 pub use node::{MountState, clear_mount, is_listed, mount_state, read_pos};
 pub use options::RealOptions;
