@@ -1,6 +1,8 @@
-//! Each node's `litefs.yml`.
+//! Each node's `litefs.yml`: a static lease, or a Consul lease through the node's gate.
 
+use super::consul::go_duration;
 use super::error::{RealError, Result};
+use super::lease::ConsulLease;
 use super::node::NodeSpec;
 
 /// A YAML (and JSON) double-quoted string.
@@ -31,6 +33,26 @@ pub(crate) fn write_static(spec: &NodeSpec, primary: &NodeSpec, candidate: bool)
         common(spec),
         q(&primary.hostname),
         q(&primary.http_url()),
+    );
+    write(spec, text)
+}
+
+/// Writes `spec`'s `litefs.yml` with a Consul lease reached at `consul_url` (the node's gate).
+/// LiteFS's log lines then carry their time (`log.timestamp`), to set beside the lease
+/// server's events.
+pub(crate) fn write_consul(spec: &NodeSpec, lease: &ConsulLease, consul_url: &str) -> Result<()> {
+    let text = format!(
+        "{}log:\n  timestamp: true\nlease:\n  type: \"consul\"\n  hostname: {}\n  \
+         advertise-url: {}\n  candidate: true\n  promote: {}\n  consul:\n    url: {}\n    \
+         key: {}\n    ttl: {}\n    lock-delay: {}\n",
+        common(spec),
+        q(&spec.hostname),
+        q(&spec.http_url()),
+        lease.promote,
+        q(consul_url),
+        q(&lease.key),
+        q(&go_duration(lease.ttl)),
+        q(&go_duration(lease.lock_delay)),
     );
     write(spec, text)
 }

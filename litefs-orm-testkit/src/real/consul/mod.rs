@@ -43,6 +43,7 @@ use super::Cut;
 use super::error::{RealError, Result};
 use gate::Gate;
 use http::{Shared, lock};
+pub(crate) use wire::go_duration;
 
 /// How often the timer looks for sessions past their TTL.
 const TICK: Duration = Duration::from_millis(10);
