@@ -83,6 +83,7 @@ mod error;
 mod failover;
 mod fusectl;
 mod lease;
+mod lifecycle;
 mod node;
 mod options;
 mod wait;
