@@ -1,4 +1,5 @@
-//! A running real LiteFS cluster on loopback with a static lease.
+//! A running real LiteFS cluster on loopback: its layout, its start, what it tells about each
+//! node, and its teardown.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -6,12 +7,18 @@ use std::time::Duration;
 use tokio::process::Child;
 
 use super::binary::{check_fuse, litefs_binary};
+use super::consul::ConsulServer;
 use super::error::{RealError, Result};
+use super::lease::{ConsulLease, Lease};
 use super::node::{self, NodeSpec, free_ports, read_pos};
 use super::options::RealOptions;
 
-/// The log line after which LiteFS handles SIGTERM.
-const SIGNAL_READY: &str = "waiting for signal or subprocess to exit";
+/// The log line after which LiteFS handles SIGTERM: it has connected to the cluster (and, with
+/// `promote`, taken the lease).
+pub(super) const SIGNAL_READY: &str = "waiting for signal or subprocess to exit";
+
+/// The line the harness writes to a node's log before each start.
+const RUN_MARK: &str = "==== harness: start #";
 
 /// Name prefix of the temporary root folders.
 const TMP_PREFIX: &str = "litefs-real-";
@@ -24,9 +31,12 @@ pub(super) struct Node {
     pub(super) runs: u32,
     /// The primary named in the config the running LiteFS started with.
     pub(super) follows: usize,
+    /// Whether the harness stopped its LiteFS with SIGSTOP.
+    pub(super) paused: bool,
 }
 
-/// A real LiteFS cluster. Dropping it SIGKILLs every LiteFS and lazily unmounts every mount.
+/// A real LiteFS cluster. Dropping it SIGKILLs every LiteFS (resuming paused ones first),
+/// lazily unmounts every mount and stops the lease server.
 ///
 /// When `setpriv` is on `PATH`, each LiteFS also gets SIGKILL if the thread that started it
 /// exits (so a crashed test leaves no process behind); start nodes from the thread that owns
@@ -39,18 +49,25 @@ pub struct RealCluster {
     pub(super) nodes: Vec<Node>,
     pub(super) primary: usize,
     pub(super) http: reqwest::Client,
+    /// The lease server of a Consul lease (boxed: most clusters have none).
+    pub(super) consul: Option<Box<ConsulServer>>,
     _tmp: Option<tempfile::TempDir>,
 }
 
 impl RealCluster {
-    /// Lays out the nodes, writes their configs, starts the primary, then the replicas, and
-    /// waits until every node is ready.
+    /// Lays out the nodes, writes their configs, starts the primary (with a Consul lease: the
+    /// lease server, then node [`RealOptions::primary`]), then the other nodes, and waits until
+    /// every node is ready — with a Consul lease, until [`wait_for_primary`](Self::wait_for_primary)
+    /// holds.
     pub async fn start(opts: RealOptions) -> Result<Self> {
         if opts.nodes == 0 || opts.primary >= opts.nodes {
             return Err(RealError::Options(format!(
                 "primary {} out of {} nodes",
                 opts.primary, opts.nodes
             )));
+        }
+        if let Lease::Consul(c) = &opts.lease {
+            check_consul(c)?;
         }
         let bin = litefs_binary()?;
         check_fuse()?;
@@ -79,6 +96,7 @@ impl RealCluster {
                 child: None,
                 runs: 0,
                 follows: opts.primary,
+                paused: false,
             });
         }
         let http = reqwest::Client::builder()
@@ -88,6 +106,13 @@ impl RealCluster {
                 url: String::new(),
                 source: e,
             })?;
+        let consul = match &opts.lease {
+            Lease::Consul(_) => {
+                let labels = nodes.iter().map(|n| n.spec.hostname.clone()).collect();
+                Some(Box::new(ConsulServer::start(labels)?))
+            }
+            _ => None,
+        };
         let mut cluster = Self {
             bin,
             primary: opts.primary,
@@ -95,6 +120,7 @@ impl RealCluster {
             root,
             nodes,
             http,
+            consul,
             _tmp: tmp,
         };
         cluster.write_configs()?;
@@ -137,7 +163,10 @@ impl RealCluster {
         &self.nodes[i].spec.hostname
     }
 
-    /// Index of the configured static primary.
+    /// Index of the configured static primary. With a Consul lease: the primary the harness
+    /// learned last (at start, at a node's start, or from
+    /// [`current_primary`](Self::current_primary) and [`wait_for_primary`](Self::wait_for_primary));
+    /// it may have changed since — ask those for the primary now.
     pub fn primary(&self) -> usize {
         self.primary
     }
@@ -161,8 +190,10 @@ impl RealCluster {
     }
 
     /// Node `i`'s position read from `<mount>/<db>-pos`: (TXID, post-apply checksum).
-    /// An absent file (no database yet, or the node is not mounted) reads as `(0, 0)`.
+    /// An absent file (no database yet, or the node is not mounted) reads as `(0, 0)`. A paused
+    /// node's mount would block the read until it resumes: that is an error instead.
     pub fn pos(&self, i: usize) -> Result<(u64, u64)> {
+        self.check_unpaused(i)?;
         read_pos(&self.mount(i).join(format!("{}-pos", self.opts.db)))
     }
 
@@ -171,8 +202,15 @@ impl RealCluster {
         self.nodes[i].spec.read_log()
     }
 
-    /// Node `i`'s `GET /info` as JSON.
+    /// The part of node `i`'s log written since its latest start.
+    pub(super) fn run_log(&self, i: usize) -> String {
+        let log = self.log(i);
+        log.rsplit(RUN_MARK).next().unwrap_or_default().to_owned()
+    }
+
+    /// Node `i`'s `GET /info` as JSON (2 s timeout; an error at once while it is paused).
     pub async fn info(&self, i: usize) -> Result<serde_json::Value> {
+        self.check_unpaused(i)?;
         let url = format!("{}/info", self.http_url(i));
         let http = |source| RealError::Http {
             url: url.clone(),
@@ -186,122 +224,19 @@ impl RealCluster {
             .map_err(http)
     }
 
-    /// Stops node `i`'s LiteFS with SIGTERM (SIGKILL after `stop_timeout`, or at once when
-    /// this run never connected to the cluster: LiteFS ignores SIGTERM until then), waits for it
-    /// to exit, and lazily unmounts whatever is left at its mount (LiteFS cannot unmount while an
-    /// app holds files open there). Returns the exit status as text.
-    pub async fn stop_node(&mut self, i: usize) -> Result<String> {
-        // Until it has connected to the cluster, LiteFS ignores SIGTERM and SIGINT.
-        let log = self.log(i);
-        let run = log
-            .rsplit("==== harness: start #")
-            .next()
-            .unwrap_or_default();
-        let grace = if run.contains(SIGNAL_READY) {
-            self.opts.stop_timeout
-        } else {
-            Duration::ZERO
-        };
-        let mut child = self.take_child(i)?;
-        let (status, forced) = node::terminate(&mut child, grace, self.mount(i)).await?;
-        node::clear_mount(self.mount(i))?;
-        let killed = if forced { " after SIGKILL" } else { "" };
-        Ok(format!("{status}{killed}"))
-    }
-
-    /// Kills node `i`'s LiteFS with SIGKILL and lazily unmounts its (now stale) mount.
-    pub async fn kill_node(&mut self, i: usize) -> Result<()> {
-        let mut child = self.take_child(i)?;
-        node::kill(&mut child, self.mount(i)).await?;
-        node::clear_mount(self.mount(i))
-    }
-
-    /// Starts node `i`'s LiteFS again with its current config and waits until it is ready
-    /// (for the primary: also until every running replica has reconnected, up to about 1 s).
-    /// Works while an app still holds files of the old mount open.
-    pub async fn start_node(&mut self, i: usize) -> Result<()> {
-        self.check(i)?;
-        if self.is_running(i) {
-            return Err(RealError::BadState {
-                index: i,
-                state: "already running",
-            });
-        }
-        let node = &mut self.nodes[i];
-        node.runs += 1;
-        node.follows = self.primary;
-        node.child = Some(node.spec.spawn(&self.bin, node.runs)?);
-        self.wait_ready(i).await?;
-        if i == self.primary {
-            // Replicas retry a lost primary once a second; wait until they are back.
-            for r in (0..self.nodes()).filter(|&r| r != i) {
-                if self.is_running(r) && self.nodes[r].follows == i {
-                    self.wait_ready(r).await?;
-                }
+    /// How long a node may take to be ready: the start timeout, and with a Consul lease at
+    /// least long enough for a dead primary's session to run out and its lock delay to pass.
+    pub(super) fn ready_timeout(&self) -> Duration {
+        match &self.opts.lease {
+            Lease::Consul(c) => {
+                let failover = c.ttl + c.lock_delay + Duration::from_secs(5);
+                self.opts.start_timeout.max(failover)
             }
+            _ => self.opts.start_timeout,
         }
-        Ok(())
     }
 
-    /// Stops then starts node `i`.
-    pub async fn restart_node(&mut self, i: usize) -> Result<()> {
-        self.stop_node(i).await?;
-        self.start_node(i).await
-    }
-
-    /// A planned primary change: stops every node, rewrites every config with node `to` as the
-    /// static primary, then starts the new primary and the others, and waits until all are
-    /// ready.
-    pub async fn change_primary(&mut self, to: usize) -> Result<()> {
-        self.check(to)?;
-        for i in (0..self.nodes()).rev() {
-            if self.is_running(i) {
-                self.stop_node(i).await?;
-            }
-        }
-        self.set_primary(to)?;
-        self.start_all().await
-    }
-
-    /// Rewrites every config with node `to` as the static primary, restarting nothing: nodes
-    /// started from now on follow it, running ones keep following the primary they started
-    /// with. A replica of a stopped primary thus stays on that primary's history (which the
-    /// new primary may never have had) until it is restarted, as after an unplanned failover.
-    pub fn set_primary(&mut self, to: usize) -> Result<()> {
-        self.check(to)?;
-        self.primary = to;
-        self.write_configs()
-    }
-
-    /// Stops every node with SIGTERM and unmounts; the cluster can be started node by node
-    /// again afterwards.
-    pub async fn stop_all(&mut self) -> Result<()> {
-        for i in (0..self.nodes()).rev() {
-            if self.is_running(i) {
-                self.stop_node(i).await?;
-            }
-        }
-        Ok(())
-    }
-
-    fn write_configs(&self) -> Result<()> {
-        let primary = &self.nodes[self.primary].spec;
-        for (i, n) in self.nodes.iter().enumerate() {
-            n.spec.write_config(primary, i == self.primary)?;
-        }
-        Ok(())
-    }
-
-    async fn start_all(&mut self) -> Result<()> {
-        let p = self.primary;
-        self.start_node(p).await?;
-        for i in (0..self.nodes()).filter(|&i| i != p) {
-            self.start_node(i).await?;
-        }
-        Ok(())
-    }
-
-    fn check(&self, i: usize) -> Result<()> {
+    pub(super) fn check(&self, i: usize) -> Result<()> {
         if i < self.nodes() {
             Ok(())
         } else {
@@ -312,8 +247,21 @@ impl RealCluster {
         }
     }
 
-    fn take_child(&mut self, i: usize) -> Result<Child> {
+    /// An error when node `i` does not exist or is paused.
+    pub(super) fn check_unpaused(&self, i: usize) -> Result<()> {
         self.check(i)?;
+        if self.nodes[i].paused {
+            return Err(RealError::BadState {
+                index: i,
+                state: "paused (its mount and HTTP API do not answer until resumed)",
+            });
+        }
+        Ok(())
+    }
+
+    pub(super) fn take_child(&mut self, i: usize) -> Result<Child> {
+        self.check(i)?;
+        self.nodes[i].paused = false;
         self.nodes[i].child.take().ok_or(RealError::BadState {
             index: i,
             state: "not running",
@@ -321,10 +269,37 @@ impl RealCluster {
     }
 }
 
+/// Checks a Consul lease's options: LiteFS reads a zero TTL or lock delay as its default, and
+/// gives up a lease whose renewal fails when less than a second of its TTL is left.
+fn check_consul(c: &ConsulLease) -> Result<()> {
+    if c.ttl < Duration::from_secs(2) {
+        return Err(RealError::Options(format!(
+            "consul ttl {:?} is under 2 s (LiteFS renews every ttl/2 and retries renewals once \
+             a second)",
+            c.ttl
+        )));
+    }
+    if c.lock_delay.is_zero() {
+        return Err(RealError::Options(
+            "consul lock delay 0 would be read by LiteFS as its default, 1 s".to_owned(),
+        ));
+    }
+    if c.key.is_empty() || c.key.starts_with('/') {
+        return Err(RealError::Options(format!(
+            "consul key {:?} must be a non-empty relative key",
+            c.key
+        )));
+    }
+    Ok(())
+}
+
 impl Drop for RealCluster {
     fn drop(&mut self) {
         for n in &mut self.nodes {
             if let Some(child) = n.child.as_mut() {
+                if n.paused {
+                    node::signal_group(child, nix::sys::signal::Signal::SIGCONT);
+                }
                 node::signal_group(child, nix::sys::signal::Signal::SIGKILL);
                 let _ = child.start_kill();
             }
@@ -334,5 +309,6 @@ impl Drop for RealCluster {
             super::fusectl::abort(&n.spec.mnt);
             let _ = node::clear_mount(&n.spec.mnt);
         }
+        drop(self.consul.take());
     }
 }

@@ -83,6 +83,24 @@ pub enum RealError {
         /// How long was waited.
         after: Duration,
     },
+    /// The operation needs another kind of lease than the cluster's.
+    #[error("{op} needs {needs}")]
+    WrongLease {
+        /// The operation, e.g. `set_primary`.
+        op: &'static str,
+        /// What it needs and what to do instead.
+        needs: &'static str,
+    },
+    /// A node's HTTP API answered with an error.
+    #[error("{url} answered {status}: {body}")]
+    Api {
+        /// The URL requested.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// The body of the answer.
+        body: String,
+    },
     /// An invalid option was given.
     #[error("invalid options: {0}")]
     Options(String),

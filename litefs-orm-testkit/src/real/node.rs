@@ -58,22 +58,6 @@ impl NodeSpec {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// Writes `litefs.yml` with a static lease naming `primary` as the primary.
-    pub fn write_config(&self, primary: &NodeSpec, candidate: bool) -> Result<()> {
-        let q = |s: &str| serde_json::Value::from(s).to_string();
-        let text = format!(
-            "fuse:\n  dir: {}\ndata:\n  dir: {}\nhttp:\n  addr: {}\nlease:\n  type: \"static\"\n  \
-             hostname: {}\n  advertise-url: {}\n  candidate: {candidate}\n",
-            q(&self.mnt.to_string_lossy()),
-            q(&self.data.to_string_lossy()),
-            q(&format!("127.0.0.1:{}", self.port)),
-            q(&primary.hostname),
-            q(&primary.http_url()),
-        );
-        std::fs::write(&self.config, text)
-            .map_err(|e| RealError::io(format!("write {}", self.config.display()), e))
-    }
-
     /// Starts `litefs mount` for this node in its own process group, logging to `log`.
     pub fn spawn(&self, bin: &Path, run: u32) -> Result<Child> {
         clear_mount(&self.mnt)?;

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::lease::Lease;
+
 /// How to lay out and start a [`RealCluster`](super::RealCluster).
 ///
 /// Build it with [`RealOptions::default`] and change the fields you need.
@@ -15,7 +17,10 @@ pub struct RealOptions {
     pub db: String,
     /// Each node's hostname; empty means `n1..nN`. Default: empty.
     pub hostnames: Vec<String>,
-    /// Index of the static primary. Default: 0.
+    /// Index of the static primary. With a Consul lease: the node started first, which takes
+    /// the lease first (with [`ConsulLease::promote`](super::ConsulLease::promote), each node
+    /// started after it takes the lease in turn, so the last one started is the primary when
+    /// [`RealCluster::start`](super::RealCluster::start) returns). Default: 0.
     pub primary: usize,
     /// Folder holding the nodes' directories; `None` means a temporary directory removed when
     /// the cluster is dropped. Default: `None`.
@@ -25,6 +30,8 @@ pub struct RealOptions {
     pub start_timeout: Duration,
     /// How long SIGTERM may take before SIGKILL follows. Default: 10 s.
     pub stop_timeout: Duration,
+    /// How the nodes agree on a primary. Default: [`Lease::Static`].
+    pub lease: Lease,
 }
 
 impl Default for RealOptions {
@@ -37,6 +44,7 @@ impl Default for RealOptions {
             root: None,
             start_timeout: Duration::from_secs(15),
             stop_timeout: Duration::from_secs(10),
+            lease: Lease::Static,
         }
     }
 }
@@ -72,6 +80,19 @@ impl RealOptions {
     /// Sets the root folder (kept after the cluster is dropped).
     pub fn with_root(mut self, root: impl Into<PathBuf>) -> Self {
         self.root = Some(root.into());
+        self
+    }
+
+    /// Sets how the nodes agree on a primary.
+    ///
+    /// ```
+    /// use litefs_orm_testkit::real::{ConsulLease, Lease, RealOptions};
+    ///
+    /// let opts = RealOptions::default().with_lease(Lease::Consul(ConsulLease::default()));
+    /// assert!(matches!(opts.lease, Lease::Consul(ref c) if c.promote));
+    /// ```
+    pub fn with_lease(mut self, lease: Lease) -> Self {
+        self.lease = lease;
         self
     }
 

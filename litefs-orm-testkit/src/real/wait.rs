@@ -2,41 +2,44 @@
 
 use std::time::{Duration, Instant};
 
-use super::cluster::RealCluster;
+use super::cluster::{RealCluster, SIGNAL_READY};
 use super::error::{RealError, Result};
 use super::node::{self, MountState};
 
 impl RealCluster {
-    /// Waits until every running replica's position equals the running primary's.
+    /// Waits until every running, unpaused replica's position equals the primary's.
+    ///
+    /// The primary is the configured one with a static lease (an error when it is not running
+    /// or paused), and the one LiteFS names now ([`current_primary`](Self::current_primary))
+    /// with a Consul lease; while there is none, the wait goes on.
     pub async fn sync(&mut self, timeout: Duration) -> Result<()> {
         let start = Instant::now();
-        let p = self.primary;
-        if !self.is_running(p) {
-            return Err(RealError::BadState {
-                index: p,
-                state: "the primary and not running",
-            });
+        let consul = self.consul.is_some();
+        if !consul {
+            let p = self.primary;
+            if !self.is_running(p) {
+                return Err(RealError::BadState {
+                    index: p,
+                    state: "the primary and not running",
+                });
+            }
+            self.check_unpaused(p)?;
         }
         loop {
-            let running: Vec<usize> = (0..self.nodes()).filter(|&i| self.is_running(i)).collect();
-            let want = self.pos(p)?;
-            let mut seen = Vec::new();
-            let mut done = true;
-            for &i in &running {
-                let got = self.pos(i)?;
-                done &= got == want;
-                seen.push(format!(
-                    "{} at {:x}/{:016x}",
-                    self.hostname(i),
-                    got.0,
-                    got.1
-                ));
-            }
-            if done {
-                return Ok(());
-            }
+            let primary = if consul {
+                self.current_primary().await
+            } else {
+                Some(self.primary)
+            };
+            let seen = match primary {
+                Some(p) => match self.caught_up(p)? {
+                    None => return Ok(()),
+                    Some(seen) => seen,
+                },
+                None => "no primary".to_owned(),
+            };
             if start.elapsed() >= timeout {
-                let what = format!("replicas to reach the primary ({})", seen.join(", "));
+                let what = format!("replicas to reach the primary ({seen})");
                 return Err(RealError::Timeout {
                     what,
                     after: timeout,
@@ -46,11 +49,36 @@ impl RealCluster {
         }
     }
 
-    /// Ready: the mount is live and `/info` answers; the primary reports `isPrimary`, and a
-    /// replica (while the primary runs) names the primary's hostname.
-    pub(super) async fn wait_ready(&mut self, i: usize) -> Result<()> {
-        let timeout = self.opts.start_timeout;
+    /// `None` when every running, unpaused node is at primary `p`'s position; otherwise what
+    /// each one is at.
+    fn caught_up(&mut self, p: usize) -> Result<Option<String>> {
+        let running: Vec<usize> = (0..self.nodes())
+            .filter(|&i| self.is_running(i) && !self.is_paused(i))
+            .collect();
+        let want = self.pos(p)?;
+        let mut seen = Vec::new();
+        let mut done = true;
+        for &i in &running {
+            let got = self.pos(i)?;
+            done &= got == want;
+            seen.push(format!(
+                "{} at {:x}/{:016x}",
+                self.hostname(i),
+                got.0,
+                got.1
+            ));
+        }
+        Ok((!done).then(|| seen.join(", ")))
+    }
+
+    /// Ready: the mount is live and `/info` answers; with a static lease, the primary reports
+    /// `isPrimary`, and a replica (while the primary runs) names the primary's hostname; with a
+    /// Consul lease, the node is primary or names one, and LiteFS has finished starting.
+    /// Returns the node's last `/info`.
+    pub(super) async fn wait_ready(&mut self, i: usize) -> Result<serde_json::Value> {
+        let timeout = self.ready_timeout();
         let start = Instant::now();
+        let consul = self.consul.is_some();
         let want_primary = self.hostname(self.primary).to_owned();
         let primary_up = i == self.primary || self.is_running(self.primary);
         loop {
@@ -70,13 +98,19 @@ impl RealCluster {
             if mount == MountState::Live {
                 match self.info(i).await {
                     Ok(info) => {
-                        let ready = if i == self.primary {
+                        let ready = if consul {
+                            let named = info["primary"]["hostname"]
+                                .as_str()
+                                .is_some_and(|h| !h.is_empty());
+                            (info["isPrimary"] == true || named)
+                                && self.run_log(i).contains(SIGNAL_READY)
+                        } else if i == self.primary {
                             info["isPrimary"] == true
                         } else {
                             !primary_up || info["primary"]["hostname"] == *want_primary
                         };
                         if ready {
-                            return Ok(());
+                            return Ok(info);
                         }
                         last = format!("/info = {info}");
                     }
