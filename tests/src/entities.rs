@@ -179,3 +179,45 @@ pub mod secret {
     pub const SCHEMA: &str =
         "CREATE TABLE secret (id INTEGER PRIMARY KEY AUTOINCREMENT, value TEXT NOT NULL)";
 }
+
+/// An entry of a write history: one value a client wrote through one node. Values are not
+/// unique, so a write applied twice shows as two rows.
+pub mod entry {
+    use litefs_orm::Replicated;
+    use sea_orm::ActiveValue::Set;
+    use sea_orm::entity::prelude::*;
+
+    /// One written value.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Replicated)]
+    #[sea_orm(table_name = "entry")]
+    pub struct Model {
+        /// Row id.
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        /// The value a client wrote (unique per write, not per row).
+        pub value: String,
+        /// The node the write was made through.
+        pub node: String,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+
+    /// The table, as the primary creates it.
+    pub const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS entry (\
+         id INTEGER PRIMARY KEY AUTOINCREMENT, \
+         value TEXT NOT NULL, \
+         node TEXT NOT NULL)";
+
+    /// A new entry of `value` written through `node`.
+    pub fn new(value: &str, node: &str) -> ActiveModel {
+        ActiveModel {
+            value: Set(value.to_owned()),
+            node: Set(node.to_owned()),
+            ..Default::default()
+        }
+    }
+}

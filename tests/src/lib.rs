@@ -3,6 +3,8 @@
 
 pub mod endpoint;
 pub mod entities;
+pub mod failover;
+pub mod history;
 pub mod observe;
 pub mod operations;
 pub mod proxy;
@@ -25,6 +27,17 @@ pub async fn until(what: &str, within: Duration, check: impl Fn() -> bool) {
         assert!(start.elapsed() < within, "{what} never happened");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// `n` distinct free loopback ports: bound together, then released for the apps to take.
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("a bound address").port())
+        .collect()
 }
 
 /// The shared RPC secret of test clusters.

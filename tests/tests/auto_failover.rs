@@ -1,0 +1,260 @@
+//! Automatic failover on real LiteFS v0.5.14 with a Consul lease (every node a candidate,
+//! `promote: true`, TTL 10 s, lock delay 1 s): clients write unique values through every
+//! node while a fault strikes — the primary killed, paused 20 s or cut off the lease 25 s, a
+//! replica killed, every node restarted in turn — and the history checker compares every
+//! write's outcome with what every node holds once the cluster healed.
+//!
+//! Each test runs its scenario `AUTO_FAILOVER_ROUNDS` times (default 1) and prints one
+//! `history scenario=… run=…` line per run (also appended to
+//! `<target tmp>/auto-failover/summary.log`). Many rounds by hand:
+//!
+//! ```text
+//! AUTO_FAILOVER_ROUNDS=10 cargo test -p litefs-orm-tests --test auto_failover -- --nocapture
+//! ```
+//!
+//! What must hold in every run: no acknowledged write lost, except one LiteFS itself lost by
+//! electing a node that lacked it (named in the summary); none applied twice; none reported
+//! not committed yet present; all nodes agree; no write past its deadline; and writes resume
+//! without any process being restarted.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use litefs_orm_testkit::real::Cut;
+use litefs_orm_tests::failover::{Deployment, Load, Settings, gap};
+use litefs_orm_tests::history::{Election, Verdict, Write, check};
+
+/// One deployment (three LiteFS and three app processes, eight clients) at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Concurrent clients, spread over every node.
+const CLIENTS: usize = 8;
+/// Writes each live node must acknowledge before a fault, and after it (writes resumed).
+const ACKS: usize = 15;
+/// How long writes may take to resume after a fault ends (an election included).
+const RESUME: Duration = Duration::from_secs(60);
+
+fn rounds() -> usize {
+    std::env::var("AUTO_FAILOVER_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(1)
+}
+
+fn run_dir(scenario: &str, round: usize) -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("auto-failover")
+        .join(format!("{scenario}-{round}"))
+}
+
+/// A deployment with load running and every node's first writes acknowledged.
+async fn loaded(scenario: &str, round: usize) -> (Deployment, Load) {
+    let d = Deployment::start(
+        std::path::Path::new(env!("CARGO_BIN_EXE_history_node")),
+        run_dir(scenario, round),
+        Settings::default(),
+    )
+    .await;
+    let patience = d.settings.deadline() + Duration::from_secs(10);
+    let load = Load::start(d.urls(), CLIENTS, d.began, patience);
+    let all: Vec<usize> = (0..d.nodes()).collect();
+    assert!(
+        load.wait_for_acks(Duration::ZERO, &all, ACKS, RESUME).await,
+        "{scenario}: writes never got going"
+    );
+    (d, load)
+}
+
+/// After a fault ends: restarts the nodes whose LiteFS exited by itself (as a supervisor
+/// would; see `Deployment::revive_exited`), naming them, and waits until every node
+/// acknowledged writes sent after that.
+async fn healed(scenario: &str, d: &mut Deployment, load: &Load) -> Vec<String> {
+    // LiteFS steps down within milliseconds of the heal, and exits then if it does.
+    let _ = d.litefs.wait_for_primary(RESUME).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let revived = d.revive_exited().await;
+    resumed(scenario, d, load, d.now()).await;
+    revived
+        .into_iter()
+        .map(|(i, why)| format!("n{}({})", i + 1, why.replace(' ', "_")))
+        .collect()
+}
+
+/// Waits until every node acknowledged writes sent after `since`: writes resumed.
+async fn resumed(scenario: &str, d: &Deployment, load: &Load, since: Duration) {
+    let all: Vec<usize> = (0..d.nodes()).collect();
+    assert!(
+        load.wait_for_acks(since, &all, ACKS, RESUME).await,
+        "{scenario}: writes did not resume on every node within {RESUME:?}; logs in {}",
+        d.logs().display()
+    );
+}
+
+/// Stops the load, reads the final state, checks it, prints and records the summary with
+/// the gap after `fault` and the nodes whose LiteFS exited by itself (`exited`), and fails
+/// the test when a promise broke.
+async fn finish(
+    scenario: &str,
+    round: usize,
+    mut d: Deployment,
+    load: Load,
+    fault: Duration,
+    elections: &[Election],
+    exited: &[String],
+) -> Verdict {
+    let writes: Vec<Write> = load.stop().await;
+    let holdings = d.holdings().await;
+    let verdict = check(&writes, &holdings, elections, d.settings.deadline());
+    let (resumed, kinds) = gap(&writes, fault);
+    let kinds: Vec<String> = kinds.iter().map(|(k, n)| format!("{k}:{n}")).collect();
+    let line = format!(
+        "{} resumed_after_ms={} gap=[{}] litefs_exited=[{}]",
+        verdict.summary(scenario, round),
+        resumed.map_or("never".to_owned(), |r| r.as_millis().to_string()),
+        kinds.join(","),
+        exited.join(",")
+    );
+    println!("{line}");
+    let summary = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("auto-failover")
+        .join("summary.log");
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(summary)
+    {
+        let _ = writeln!(f, "{line}");
+    }
+    assert!(
+        verdict.holds(),
+        "{line}\nlease events:\n{}\nlogs in {}",
+        d.litefs.lease_events().join("\n"),
+        d.logs().display()
+    );
+    verdict
+}
+
+/// The primary's machine dies: LiteFS and app SIGKILLed together. Its lease runs out, a
+/// survivor takes it, and writes resume by themselves; the dead node comes back later (and,
+/// with `promote: true`, takes the lease by handoff).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_primary_fails_over_by_itself_losing_only_what_litefs_never_replicated() {
+    let _serial = SERIAL.lock().await;
+    for round in 1..=rounds() {
+        let scenario = "primary_killed";
+        let (mut d, load) = loaded(scenario, round).await;
+        let old = d.litefs.current_primary().await.expect("a primary");
+        let fault = d.now();
+        d.kill(old).await;
+        // Nothing replicates once the primary is gone: the survivors' positions now are
+        // what each brings to the election.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let positions = d.positions();
+        let new = d
+            .litefs
+            .wait_for_primary(Duration::from_secs(60))
+            .await
+            .unwrap_or_else(|e| panic!("{scenario}: no new primary: {e}"));
+        assert_ne!(new, old, "{scenario}");
+        let election = Election {
+            node: new,
+            txid: positions[&new],
+            at: d.now(),
+        };
+        let survivors: Vec<usize> = (0..d.nodes()).filter(|&i| i != old).collect();
+        assert!(
+            load.wait_for_acks(fault, &survivors, ACKS, RESUME).await,
+            "{scenario}: writes did not resume on the survivors"
+        );
+        d.restart(old).await;
+        resumed(scenario, &d, &load, d.now()).await;
+        finish(scenario, round, d, load, fault, &[election], &[]).await;
+    }
+}
+
+/// The primary's LiteFS is paused 20 s (SIGSTOP/SIGCONT), twice its lease's TTL: no failover
+/// happens (the replicas' streams stay open), writes on it end at their deadline, and after
+/// the pause it gives up and retakes the lease — nothing it acknowledges after that may be
+/// a commit LiteFS did not record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_primary_acknowledges_no_write_litefs_did_not_record() {
+    let _serial = SERIAL.lock().await;
+    for round in 1..=rounds() {
+        let scenario = "primary_paused";
+        let (mut d, load) = loaded(scenario, round).await;
+        let p = d.litefs.current_primary().await.expect("a primary");
+        let fault = d.now();
+        d.litefs.pause_node(p).expect("pause");
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        d.litefs.resume_node(p).expect("resume");
+        let exited = healed(scenario, &mut d, &load).await;
+        finish(scenario, round, d, load, fault, &[], &exited).await;
+    }
+}
+
+/// The primary is cut off the lease server 25 s (its requests hang, as in a partition):
+/// LiteFS keeps acting as primary past its session's expiry, and steps down and retakes the
+/// lease once healed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_cut_off_its_lease_acknowledges_no_write_litefs_did_not_record() {
+    let _serial = SERIAL.lock().await;
+    for round in 1..=rounds() {
+        let scenario = "primary_cut_off";
+        let (mut d, load) = loaded(scenario, round).await;
+        let p = d.litefs.current_primary().await.expect("a primary");
+        let fault = d.now();
+        d.litefs.cut_lease(p, Cut::Hang).expect("cut");
+        tokio::time::sleep(Duration::from_secs(25)).await;
+        d.litefs.heal_lease(p).expect("heal");
+        let exited = healed(scenario, &mut d, &load).await;
+        finish(scenario, round, d, load, fault, &[], &exited).await;
+    }
+}
+
+/// A replica's machine dies and comes back: writes through the others go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_replica_loses_no_acknowledged_write() {
+    let _serial = SERIAL.lock().await;
+    for round in 1..=rounds() {
+        let scenario = "replica_killed";
+        let (mut d, load) = loaded(scenario, round).await;
+        let p = d.litefs.current_primary().await.expect("a primary");
+        let r = (p + 1) % d.nodes();
+        let fault = d.now();
+        d.kill(r).await;
+        let others: Vec<usize> = (0..d.nodes()).filter(|&i| i != r).collect();
+        assert!(
+            load.wait_for_acks(fault, &others, ACKS, RESUME).await,
+            "{scenario}: writes through the other nodes stopped"
+        );
+        d.restart(r).await;
+        resumed(scenario, &d, &load, d.now()).await;
+        finish(scenario, round, d, load, fault, &[], &[]).await;
+    }
+}
+
+/// A deploy: every node stopped (SIGTERM) and started again, one after another. With
+/// `promote: true` each restarted candidate takes the lease by handoff, so every restart is
+/// a primary change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_of_every_node_loses_no_acknowledged_write() {
+    let _serial = SERIAL.lock().await;
+    for round in 1..=rounds() {
+        let scenario = "rolling_restart";
+        let (mut d, load) = loaded(scenario, round).await;
+        let fault = d.now();
+        for i in 0..d.nodes() {
+            d.stop(i).await;
+            d.restart(i).await;
+            d.litefs
+                .wait_for_primary(Duration::from_secs(60))
+                .await
+                .unwrap_or_else(|e| {
+                    panic!("{scenario}: no primary after restarting n{}: {e}", i + 1)
+                });
+            resumed(scenario, &d, &load, d.now()).await;
+        }
+        finish(scenario, round, d, load, fault, &[], &[]).await;
+    }
+}
