@@ -308,6 +308,18 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_transaction_that_wrote_nothing_answers_the_position_even_below_an_earlier_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("app.db");
+        write(&db, 9);
+        let t = PositionTracker::new(&db);
+        assert_eq!(t.txid_for(t.read().unwrap(), true), 10);
+        // A new primary term on a shorter history: LiteFS's position is what holds.
+        write(&db, 7);
+        assert_eq!(t.txid_for(t.read().unwrap(), false), 7);
+    }
+
+    #[tokio::test]
     async fn a_reached_position_returns_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("app.db");
