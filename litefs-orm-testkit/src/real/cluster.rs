@@ -87,6 +87,15 @@ impl RealCluster {
         let root = root
             .canonicalize()
             .map_err(|e| RealError::io("canonicalize root", e))?;
+        // The lease server's gates take their ports first: the nodes' ports are picked free
+        // and released, and a gate bound after that could be handed one of them.
+        let consul = match &opts.lease {
+            Lease::Consul(_) => {
+                let labels = (0..opts.nodes).map(|i| opts.hostname(i)).collect();
+                Some(Box::new(ConsulServer::start(labels)?))
+            }
+            _ => None,
+        };
         let ports = free_ports(opts.nodes)?;
         let mut nodes = Vec::with_capacity(opts.nodes);
         for (i, port) in ports.into_iter().enumerate() {
@@ -106,13 +115,6 @@ impl RealCluster {
                 url: String::new(),
                 source: e,
             })?;
-        let consul = match &opts.lease {
-            Lease::Consul(_) => {
-                let labels = nodes.iter().map(|n| n.spec.hostname.clone()).collect();
-                Some(Box::new(ConsulServer::start(labels)?))
-            }
-            _ => None,
-        };
         let mut cluster = Self {
             bin,
             primary: opts.primary,
