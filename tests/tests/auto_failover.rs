@@ -66,26 +66,19 @@ async fn loaded(scenario: &str, round: usize) -> (Deployment, Load) {
     (d, load)
 }
 
-/// After a fault ends: restarts the nodes whose LiteFS exited by itself (as a supervisor
-/// would; see `Deployment::revive_exited`), naming them, and waits until every node
-/// acknowledged writes sent after that.
-async fn healed(scenario: &str, d: &mut Deployment, load: &Load) -> Vec<String> {
-    // LiteFS steps down within milliseconds of the heal, and exits then if it does.
+/// After a fault ends: once LiteFS has a primary again, restarts the nodes whose LiteFS
+/// exited by itself (as a supervisor would; see `Deployment::revive_exited`), naming them in
+/// `exited`, and waits until every node acknowledged writes sent after that.
+async fn resumed(scenario: &str, d: &mut Deployment, load: &Load, exited: &mut Vec<String>) {
+    // LiteFS steps down within milliseconds of a heal or a handoff, and exits then if it does.
     let _ = d.litefs.wait_for_primary(RESUME).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let revived = d.revive_exited().await;
-    resumed(scenario, d, load, d.now()).await;
-    revived
-        .into_iter()
-        .map(|(i, why)| format!("n{}({})", i + 1, why.replace(' ', "_")))
-        .collect()
-}
-
-/// Waits until every node acknowledged writes sent after `since`: writes resumed.
-async fn resumed(scenario: &str, d: &Deployment, load: &Load, since: Duration) {
+    for (i, why) in d.revive_exited().await {
+        exited.push(format!("n{}({})", i + 1, why.replace(' ', "_")));
+    }
     let all: Vec<usize> = (0..d.nodes()).collect();
     assert!(
-        load.wait_for_acks(since, &all, ACKS, RESUME).await,
+        load.wait_for_acks(d.now(), &all, ACKS, RESUME).await,
         "{scenario}: writes did not resume on every node within {RESUME:?}; logs in {}",
         d.logs().display()
     );
@@ -168,8 +161,9 @@ async fn a_killed_primary_fails_over_by_itself_losing_only_what_litefs_never_rep
             "{scenario}: writes did not resume on the survivors"
         );
         d.restart(old).await;
-        resumed(scenario, &d, &load, d.now()).await;
-        finish(scenario, round, d, load, fault, &[election], &[]).await;
+        let mut exited = Vec::new();
+        resumed(scenario, &mut d, &load, &mut exited).await;
+        finish(scenario, round, d, load, fault, &[election], &exited).await;
     }
 }
 
@@ -188,7 +182,8 @@ async fn a_paused_primary_acknowledges_no_write_litefs_did_not_record() {
         d.litefs.pause_node(p).expect("pause");
         tokio::time::sleep(Duration::from_secs(20)).await;
         d.litefs.resume_node(p).expect("resume");
-        let exited = healed(scenario, &mut d, &load).await;
+        let mut exited = Vec::new();
+        resumed(scenario, &mut d, &load, &mut exited).await;
         finish(scenario, round, d, load, fault, &[], &exited).await;
     }
 }
@@ -207,7 +202,8 @@ async fn a_primary_cut_off_its_lease_acknowledges_no_write_litefs_did_not_record
         d.litefs.cut_lease(p, Cut::Hang).expect("cut");
         tokio::time::sleep(Duration::from_secs(25)).await;
         d.litefs.heal_lease(p).expect("heal");
-        let exited = healed(scenario, &mut d, &load).await;
+        let mut exited = Vec::new();
+        resumed(scenario, &mut d, &load, &mut exited).await;
         finish(scenario, round, d, load, fault, &[], &exited).await;
     }
 }
@@ -229,8 +225,9 @@ async fn a_killed_replica_loses_no_acknowledged_write() {
             "{scenario}: writes through the other nodes stopped"
         );
         d.restart(r).await;
-        resumed(scenario, &d, &load, d.now()).await;
-        finish(scenario, round, d, load, fault, &[], &[]).await;
+        let mut exited = Vec::new();
+        resumed(scenario, &mut d, &load, &mut exited).await;
+        finish(scenario, round, d, load, fault, &[], &exited).await;
     }
 }
 
@@ -244,17 +241,12 @@ async fn a_rolling_restart_of_every_node_loses_no_acknowledged_write() {
         let scenario = "rolling_restart";
         let (mut d, load) = loaded(scenario, round).await;
         let fault = d.now();
+        let mut exited = Vec::new();
         for i in 0..d.nodes() {
             d.stop(i).await;
             d.restart(i).await;
-            d.litefs
-                .wait_for_primary(Duration::from_secs(60))
-                .await
-                .unwrap_or_else(|e| {
-                    panic!("{scenario}: no primary after restarting n{}: {e}", i + 1)
-                });
-            resumed(scenario, &d, &load, d.now()).await;
+            resumed(scenario, &mut d, &load, &mut exited).await;
         }
-        finish(scenario, round, d, load, fault, &[], &[]).await;
+        finish(scenario, round, d, load, fault, &[], &exited).await;
     }
 }
