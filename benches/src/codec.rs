@@ -35,6 +35,7 @@ fn request(model: &item::ActiveModel) -> WriteRequest {
         model: <item::Entity as Replicated>::to_wire(model),
         key: "0123456789abcdef0123456789abcdef".to_owned(),
         db: None,
+        durability: None,
     }
 }
 
@@ -54,6 +55,7 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
         v: WIRE_VERSION,
         txid: 1234,
         run: Some("0123456789abcdef".into()),
+        not_durable: None,
         outcome: Outcome::Model(<item::Entity as Replicated>::to_wire(
             &saved.clone().into_active_model(),
         )),
@@ -78,6 +80,7 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<()> {
             v: WIRE_VERSION,
             txid: 1234,
             run: Some("0123456789abcdef".into()),
+            not_durable: None,
             outcome: Outcome::Model(<item::Entity as Replicated>::to_wire(
                 &saved.clone().into_active_model(),
             )),

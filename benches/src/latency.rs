@@ -59,6 +59,7 @@ fn body(n: u64, key: String) -> Result<Bytes> {
         model: <item::Entity as Replicated>::to_wire(&model),
         key,
         db: None,
+        durability: None,
     })?;
     Ok(Bytes::from(body))
 }
@@ -114,6 +115,7 @@ async fn refused_rtt(bench: &Bench) -> Result<Duration> {
         model: <item::Entity as Replicated>::to_wire(&item::new(0)),
         key: "0123456789abcdef0123456789abcdef".to_owned(),
         db: None,
+        durability: None,
     })?;
     let url = bench.primary_url(RPC_PATH);
     let start = Instant::now();

@@ -44,7 +44,7 @@ pub struct Options {
     /// Length of each throughput phase. Full: 2 s; quick: 0.4 s.
     pub phase: Duration,
     /// Run only this section (`codec`, `reads`, `latency`, `observe`, `session`,
-    /// `throughput`, `cores`, `real`); `None`: all.
+    /// `throughput`, `cores`, `real`, `durability`); `None`: all.
     pub only: Option<String>,
     /// The bench binary, started as the replica node of the `cores` section. Default: this
     /// executable.
@@ -147,6 +147,9 @@ pub async fn run(opts: &Options) -> Result<Report> {
     }
     if wanted("real") {
         real::run(opts, &mut report).await?;
+    }
+    if wanted("durability") {
+        real::durability::run(opts, &mut report).await?;
     }
     report.notes.push(
         "Stand-in: LiteFS test double, WAL, synchronous=FULL (fsync per commit), 500 µs \

@@ -24,7 +24,7 @@ fn main() -> Result<()> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: bench [--quick] [--only codec|reads|latency|observe|session|throughput|cores|real]\n\n\
+                    "usage: bench [--quick] [--only codec|reads|latency|observe|session|throughput|cores|real|durability]\n\n\
                      Measures litefs-orm side by side in one run and prints a Markdown table."
                 );
                 return Ok(());

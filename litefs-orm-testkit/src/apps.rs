@@ -24,11 +24,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use litefs_orm::{Config, JournalMode, Registry, ReplicatedDb};
+use litefs_orm::{Config, Durability, JournalMode, Registry, ReplicatedDb};
 use sea_orm::ConnectionTrait;
 use tokio::net::TcpListener;
 
-use crate::real::{RealCluster, RealOptions};
+use crate::real::{Lease, RealCluster, RealOptions};
 use crate::{Cluster, ClusterOptions};
 
 /// The shared secret of test clusters' nodes.
@@ -64,6 +64,12 @@ pub struct AppOptions {
     pub replication_timeout: Duration,
     /// Whole-write deadline. Default: 10 s.
     pub write_timeout: Duration,
+    /// Real LiteFS's lease ([`Engine::Real`] only). Default: static, node 0 the primary. With
+    /// a Consul lease, give it `promote: false` so that node 0, started first, stays the
+    /// primary the schema is created on.
+    pub lease: Lease,
+    /// Every node's [`Config::durability`]. Default: local.
+    pub durability: Durability,
 }
 
 impl AppOptions {
@@ -77,7 +83,21 @@ impl AppOptions {
             primary_wait: Duration::from_secs(2),
             replication_timeout: Duration::from_secs(5),
             write_timeout: Duration::from_secs(10),
+            lease: Lease::Static,
+            durability: Durability::Local,
         }
+    }
+
+    /// Sets real LiteFS's lease.
+    pub fn lease(mut self, lease: Lease) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// Sets every node's durability.
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
     }
 
     /// Sets the number of nodes.
@@ -223,9 +243,13 @@ impl AppCluster {
                 .map_err(|e| format!("cannot start the LiteFS stand-in: {e}"))?,
             ),
             Engine::Real => Litefs::Real(
-                RealCluster::start(RealOptions::default().with_nodes(options.nodes))
-                    .await
-                    .map_err(|e| format!("cannot start real LiteFS: {e}"))?,
+                RealCluster::start(
+                    RealOptions::default()
+                        .with_nodes(options.nodes)
+                        .with_lease(options.lease.clone()),
+                )
+                .await
+                .map_err(|e| format!("cannot start real LiteFS: {e}"))?,
             ),
         };
         let mut cluster = AppCluster {
@@ -261,7 +285,8 @@ impl AppCluster {
             .with_primary_wait(self.options.primary_wait)
             .with_replication_timeout(self.options.replication_timeout)
             .with_write_timeout(self.options.write_timeout)
-            .with_journal_mode(self.options.journal_mode);
+            .with_journal_mode(self.options.journal_mode)
+            .with_durability(self.options.durability);
         for (node, addr) in self.addrs.iter().enumerate() {
             config =
                 config.with_primary_url_for(self.litefs.hostname(node), format!("http://{addr}"));

@@ -28,6 +28,8 @@ use crate::error::{Error, Result};
 /// | [`read_connections`](Config::read_connections) | `LITEFS_ORM_READ_CONNECTIONS` | 4 |
 /// | [`idempotency_window`](Config::idempotency_window) | `LITEFS_ORM_IDEMPOTENCY_WINDOW_MS` | 120 000 |
 /// | [`journal_mode`](Config::journal_mode) | `LITEFS_ORM_JOURNAL_MODE` | `wal` |
+/// | [`durability`](Config::durability) | `LITEFS_ORM_DURABILITY` | `local` |
+/// | [`durability_timeout`](Config::durability_timeout) | `LITEFS_ORM_DURABILITY_TIMEOUT_MS` | 1 000 |
 ///
 /// ```
 /// use litefs_orm::Config;
@@ -62,9 +64,10 @@ pub struct Config {
     /// the same one.
     pub rpc_secret: Option<String>,
     /// Deadline of a whole replicated write, forwarding and retries included (the
-    /// replication wait has its own). On the primary it bounds the wait for the writer behind
-    /// other writes ([`Error::WriterBusy`](crate::Error::WriterBusy)); a write that has
-    /// started runs to its end.
+    /// replication wait has its own). On the primary it bounds the whole write: the wait for
+    /// the writer behind other writes ([`Error::WriterBusy`](crate::Error::WriterBusy)), and
+    /// the write itself when its database does not answer (a paused LiteFS:
+    /// [`Error::WriteStalled`](crate::Error::WriteStalled)).
     pub write_timeout: Duration,
     /// How long a forwarded write waits for the local replica to reach the primary's TXID.
     pub replication_timeout: Duration,
@@ -96,6 +99,15 @@ pub struct Config {
     /// sees I/O errors ([`Error::Io`](crate::Error::Io)), reopens its connections once LiteFS
     /// has mounted again, and recovers by itself.
     pub journal_mode: JournalMode,
+    /// How many nodes must hold a commit before the primary acknowledges it: `local`
+    /// (LiteFS's own guarantee), `candidates` (every live candidate, so that whichever
+    /// LiteFS elects next has it) or a number of nodes. See [`crate::durability`].
+    pub durability: crate::durability::Durability,
+    /// How long the primary waits for the nodes [`durability`](Config::durability) asks for
+    /// to hold a commit, and how long a node may stay silent and still count as live. A node
+    /// that misses it is not waited for until it has caught up; the write then fails with
+    /// [`Error::NotDurable`](crate::Error::NotDurable) (committed, not yet durable).
+    pub durability_timeout: Duration,
 }
 
 /// SQLite journal modes LiteFS supports ([`Config::journal_mode`]).
@@ -154,6 +166,8 @@ pub const RPC_PATH: &str = "/litefs-orm/v1/write";
 pub const OPERATION_PATH: &str = "/litefs-orm/v1/operation";
 /// The path the RPC router serves batches of calls on ([`wire::BatchRequest`](crate::wire::BatchRequest)).
 pub const BATCH_PATH: &str = "/litefs-orm/v1/batch";
+/// Path of a replica's position report to the primary (see [`crate::durability`]).
+pub const POSITIONS_PATH: &str = "/litefs-orm/v1/positions";
 
 impl Default for Config {
     fn default() -> Self {
@@ -172,6 +186,8 @@ impl Default for Config {
             read_connections: 4,
             idempotency_window: Duration::from_secs(120),
             journal_mode: JournalMode::Wal,
+            durability: crate::durability::Durability::Local,
+            durability_timeout: Duration::from_secs(1),
         }
     }
 }
@@ -222,6 +238,10 @@ impl Config {
             "LITEFS_ORM_IDEMPOTENCY_WINDOW_MS",
             &mut c.idempotency_window,
         )?;
+        ms(
+            "LITEFS_ORM_DURABILITY_TIMEOUT_MS",
+            &mut c.durability_timeout,
+        )?;
         let nonempty = |key: &str| get(key).filter(|v| !v.trim().is_empty());
         if let Some(v) = nonempty("LITEFS_ORM_DATABASE") {
             c.database = v.into();
@@ -252,7 +272,22 @@ impl Config {
         if let Some(v) = nonempty("LITEFS_ORM_JOURNAL_MODE") {
             c.journal_mode = v.parse()?;
         }
+        if let Some(v) = nonempty("LITEFS_ORM_DURABILITY") {
+            c.durability = v.parse()?;
+        }
         Ok(c)
+    }
+
+    /// Sets [`durability`](Config::durability).
+    pub fn with_durability(mut self, durability: crate::durability::Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// Sets [`durability_timeout`](Config::durability_timeout).
+    pub fn with_durability_timeout(mut self, d: Duration) -> Self {
+        self.durability_timeout = d;
+        self
     }
 
     /// Sets [`journal_mode`](Config::journal_mode).
@@ -403,6 +438,8 @@ impl std::fmt::Debug for Config {
             .field("read_connections", &self.read_connections)
             .field("idempotency_window", &self.idempotency_window)
             .field("journal_mode", &self.journal_mode)
+            .field("durability", &self.durability)
+            .field("durability_timeout", &self.durability_timeout)
             .finish()
     }
 }

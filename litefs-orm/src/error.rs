@@ -11,7 +11,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Everything that can go wrong with a replicated read or write.
 ///
 /// Each variant says whether the write may have been committed: only
-/// [`Error::ReplicationTimeout`] and [`Error::AnswerMismatch`] (committed),
+/// [`Error::ReplicationTimeout`], [`Error::AnswerMismatch`] and [`Error::NotDurable`]
+/// (committed),
 /// [`Error::Transport`] after the request was sent, [`Error::WriteStalled`] at the commit,
 /// [`Error::CommitNotRecorded`] and [`Error::UnverifiedAnswer`] (unknown) can leave a write
 /// behind; every other error means nothing was written —
@@ -107,6 +108,22 @@ pub enum Error {
         txid: u64,
         /// LiteFS's position instead.
         local: u64,
+    },
+    /// The primary committed the write, but fewer nodes than
+    /// [`Config::durability`](crate::Config::durability) asks held it within
+    /// [`Config::durability_timeout`](crate::Config::durability_timeout): it is committed, and
+    /// may be lost if the primary dies before they catch up. The nodes that missed the bound
+    /// are not waited for again until they have. Read it back instead of writing again.
+    #[error(
+        "the write was committed on the primary at txid {txid}, but only {held_by} of the {wanted} other node(s) the durability asks for held it within the durability timeout; it is not yet durable"
+    )]
+    NotDurable {
+        /// The commit's TXID.
+        txid: u64,
+        /// Nodes besides the primary that held it.
+        held_by: usize,
+        /// Nodes besides the primary the durability asked for.
+        wanted: usize,
     },
     /// The primary's database refused the write (constraint, hook error...). Nothing was written.
     #[error(
@@ -218,6 +235,7 @@ impl Error {
                 committed: true,
                 ..
             } | Error::AnswerMismatch { .. }
+                | Error::NotDurable { .. }
         )
     }
 

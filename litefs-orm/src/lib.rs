@@ -7,6 +7,7 @@ mod api;
 mod config;
 pub mod consistency;
 mod db;
+pub mod durability;
 pub mod error;
 pub mod litefs;
 pub mod observe;
@@ -31,15 +32,16 @@ pub use api::operation::{OpError, Operation};
 pub use api::registry::Registry;
 pub use api::replicated::Replicated;
 pub use config::JournalMode;
-pub use config::{BATCH_PATH, Config, OPERATION_PATH, RPC_PATH};
+pub use config::{BATCH_PATH, Config, OPERATION_PATH, POSITIONS_PATH, RPC_PATH};
 pub use db::ReplicatedDb;
+pub use durability::Durability;
 pub use error::{DbFailure, DbFailureKind, Error, Result};
 pub use litefs::role::Role;
 pub use litefs::{position, role};
 pub use observe::NodeStatus;
 pub use primary::endpoint::{router, router_for};
 pub use primary::idempotency::TABLE as IDEMPOTENCY_TABLE;
-pub use protocol::{auth, wire};
+pub use protocol::{auth, positions, wire};
 pub use replica::client;
 
 /// A boxed future, for the object-safe traits between the API and the two sides of the wire.

@@ -29,6 +29,10 @@ pub struct Settings {
     pub replication_timeout: Duration,
     /// `LITEFS_ORM_PRIMARY_WAIT_MS`. Default: 5 s.
     pub primary_wait: Duration,
+    /// `LITEFS_ORM_DURABILITY`. Default: local.
+    pub durability: litefs_orm::Durability,
+    /// `LITEFS_ORM_DURABILITY_TIMEOUT_MS`. Default: 1 s.
+    pub durability_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -39,15 +43,21 @@ impl Default for Settings {
             write_timeout: Duration::from_secs(10),
             replication_timeout: Duration::from_secs(5),
             primary_wait: Duration::from_secs(5),
+            durability: litefs_orm::Durability::Local,
+            durability_timeout: Duration::from_secs(1),
         }
     }
 }
 
 impl Settings {
-    /// The longest a write may take: its write deadline, then the read-your-writes wait of
-    /// an answer that came just before it, and a second for scheduling.
+    /// The longest a write may take: its write deadline, then the durability wait and the
+    /// read-your-writes wait of an answer that came just before it, and a second for
+    /// scheduling.
     pub fn deadline(&self) -> Duration {
-        self.write_timeout + self.replication_timeout + Duration::from_secs(1)
+        self.write_timeout
+            + self.durability_timeout
+            + self.replication_timeout
+            + Duration::from_secs(1)
     }
 }
 
@@ -86,6 +96,7 @@ pub struct Deployment {
     urls: Vec<String>,
     logs: PathBuf,
     starts: Vec<u32>,
+    self_exits: Vec<String>,
     /// How it was set up.
     pub settings: Settings,
     /// When the deployment was up: the origin of every time in the history.
@@ -129,6 +140,11 @@ impl Deployment {
                         ms(settings.replication_timeout),
                     ),
                     ("LITEFS_ORM_PRIMARY_WAIT_MS", ms(settings.primary_wait)),
+                    ("LITEFS_ORM_DURABILITY", settings.durability.to_string()),
+                    (
+                        "LITEFS_ORM_DURABILITY_TIMEOUT_MS",
+                        ms(settings.durability_timeout),
+                    ),
                     ("HISTORY_ADDR", format!("127.0.0.1:{}", ports[i])),
                     ("HISTORY_NODE", format!("n{}", i + 1)),
                     ("RUST_LOG", "info".to_owned()),
@@ -150,6 +166,7 @@ impl Deployment {
             urls,
             logs,
             starts: vec![0; settings.nodes],
+            self_exits: Vec::new(),
             settings,
             began: Instant::now(),
         };
@@ -261,13 +278,29 @@ impl Deployment {
             .unwrap_or_else(|e| panic!("stop node {i}'s LiteFS: {e}"));
     }
 
-    /// Starts node `i`'s LiteFS and app again.
+    /// Starts node `i`'s LiteFS and app again. A start that fails because another node's
+    /// LiteFS exited by itself meanwhile (with `promote: true` a start needs the primary to
+    /// hand the lease over) is tried again once that node is back, as a supervisor would
+    /// have it.
     pub async fn restart(&mut self, i: usize) {
-        self.litefs
-            .start_node(i)
-            .await
-            .unwrap_or_else(|e| panic!("start node {i}'s LiteFS: {e}"));
+        for attempt in 1.. {
+            match self.litefs.start_node(i).await {
+                Ok(()) => break,
+                Err(e) if attempt < 3 => {
+                    tracing::info!(node = i, error = %e, "start failed; reviving the others first");
+                    self.revive_exited().await;
+                    let _ = self.litefs.wait_for_primary(Duration::from_secs(60)).await;
+                }
+                Err(e) => panic!("start node {i}'s LiteFS: {e}"),
+            }
+        }
         self.start_app(i).await;
+    }
+
+    /// The nodes whose LiteFS exited by itself since the deployment started, each with the
+    /// last fatal line of its log, as `nN(reason)`.
+    pub fn self_exits(&self) -> &[String] {
+        &self.self_exits
     }
 
     /// Restarts, as a supervisor would, every node whose LiteFS exited by itself (LiteFS
@@ -290,7 +323,13 @@ impl Deployment {
             if let Some(mut app) = self.apps[i].take() {
                 app.kill();
             }
-            self.restart(i).await;
+            self.litefs
+                .start_node(i)
+                .await
+                .unwrap_or_else(|e| panic!("start node {i}'s LiteFS again: {e}"));
+            self.start_app(i).await;
+            self.self_exits
+                .push(format!("n{}({})", i + 1, why.replace(' ', "_")));
             revived.push((i, why));
         }
         revived

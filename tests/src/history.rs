@@ -40,16 +40,22 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// Whether the client was told the write is committed.
+    /// Whether the client was told the write is committed (and, with a durability, that
+    /// the nodes it asks for hold it).
     pub fn acknowledged(&self) -> bool {
-        matches!(
-            self,
-            Outcome::Acked { .. }
-                | Outcome::Failed {
-                    committed: true,
-                    ..
-                }
-        )
+        match self {
+            Outcome::Acked { .. } => true,
+            Outcome::Failed {
+                committed, kind, ..
+            } => *committed && kind != NOT_DURABLE,
+            _ => false,
+        }
+    }
+
+    /// Whether the client was told the write is committed but not yet durable: it may be
+    /// lost with the primary, and was said to be.
+    pub fn not_durable(&self) -> bool {
+        matches!(self, Outcome::Failed { kind, .. } if kind == NOT_DURABLE)
     }
 
     /// Whether the client was told the write was not committed.
@@ -64,6 +70,9 @@ impl Outcome {
         )
     }
 }
+
+/// The `Error::kind()` of a write committed but not yet durable.
+pub const NOT_DURABLE: &str = "not_durable";
 
 /// One write: its value (unique in the run), the node it went through, when it started
 /// (since the run began), how long it took, and how it ended.
@@ -137,6 +146,11 @@ pub struct Verdict {
     pub contradicted: Vec<String>,
     /// Held by some nodes and not others.
     pub diverged: Vec<String>,
+    /// Committed but not yet durable (`Error::NotDurable`), and held.
+    pub not_durable_held: usize,
+    /// Committed but not yet durable, and not held: lost with the primary, as the client
+    /// was told it could be.
+    pub not_durable_lost: usize,
     /// Of unknown outcome and held.
     pub maybe_held: usize,
     /// Of unknown outcome and not held.
@@ -171,7 +185,7 @@ impl Verdict {
         let _ = write!(
             line,
             " writes={} acknowledged={} lost={}{} lost_by_election={}{} duplicated={}{} \
-             contradicted={}{} diverged={}{} maybe_held={} maybe_absent={} denied={} \
+             contradicted={}{} diverged={}{} not_durable_held={} not_durable_lost={} maybe_held={} maybe_absent={} denied={} \
              over_deadline={}{} slowest_ms={} holds={}",
             self.writes,
             self.acknowledged,
@@ -185,6 +199,8 @@ impl Verdict {
             list(&self.contradicted),
             self.diverged.len(),
             list(&self.diverged),
+            self.not_durable_held,
+            self.not_durable_lost,
             self.maybe_held,
             self.maybe_absent,
             self.denied,
@@ -243,6 +259,11 @@ pub fn check(
                     )),
                     _ => v.lost.push(w.value.clone()),
                 }
+            }
+        } else if w.outcome.not_durable() {
+            match held {
+                true => v.not_durable_held += 1,
+                false => v.not_durable_lost += 1,
             }
         } else if w.outcome.denied() {
             if held {
@@ -378,6 +399,22 @@ mod tests {
         w.took = DEADLINE + Duration::from_secs(1);
         let v = check(&[w], &[holding(&[])], &[], DEADLINE);
         assert_eq!(v.over_deadline, ["a(16000ms)"]);
+    }
+
+    #[test]
+    fn a_write_said_not_yet_durable_and_lost_breaks_no_promise() {
+        let w = write(
+            "a",
+            Outcome::Failed {
+                kind: NOT_DURABLE.into(),
+                may_be_committed: true,
+                committed: true,
+                message: String::new(),
+            },
+        );
+        let v = check(&[w], &[holding(&[])], &[], DEADLINE);
+        assert_eq!((v.not_durable_lost, v.acknowledged), (1, 0));
+        assert!(v.holds());
     }
 
     #[test]

@@ -107,6 +107,10 @@ pub struct Setup {
     pub proxied: bool,
     /// SQLite's journal mode on every node.
     pub journal_mode: litefs_orm::JournalMode,
+    /// Every node's durability.
+    pub durability: litefs_orm::Durability,
+    /// Every node's durability timeout.
+    pub durability_timeout: Duration,
 }
 
 impl Default for Setup {
@@ -119,6 +123,8 @@ impl Default for Setup {
             write_timeout: Duration::from_secs(10),
             proxied: false,
             journal_mode: litefs_orm::JournalMode::Wal,
+            durability: litefs_orm::Durability::Local,
+            durability_timeout: Duration::from_secs(1),
         }
     }
 }
@@ -168,7 +174,9 @@ impl TestCluster {
                 .with_replication_timeout(setup.replication_timeout)
                 .with_primary_wait(setup.primary_wait)
                 .with_write_timeout(setup.write_timeout)
-                .with_journal_mode(setup.journal_mode);
+                .with_journal_mode(setup.journal_mode)
+                .with_durability(setup.durability)
+                .with_durability_timeout(setup.durability_timeout);
             if setup.http_api {
                 let addr = litefs.http_addr(i).expect("stand-in HTTP API");
                 config = config.with_litefs_http(format!("http://{addr}"));

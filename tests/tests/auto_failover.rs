@@ -28,8 +28,13 @@ use litefs_orm_tests::history::{Election, Verdict, Write, check};
 /// One deployment (three LiteFS and three app processes, eight clients) at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Concurrent clients, spread over every node.
-const CLIENTS: usize = 8;
+/// Concurrent clients, spread over every node, unless `AUTO_FAILOVER_CLIENTS` says.
+fn clients() -> usize {
+    std::env::var("AUTO_FAILOVER_CLIENTS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(8)
+}
 /// Writes each live node must acknowledge before a fault, and after it (writes resumed).
 const ACKS: usize = 15;
 /// How long writes may take to resume after a fault ends (an election included).
@@ -50,14 +55,19 @@ fn run_dir(scenario: &str, round: usize) -> PathBuf {
 
 /// A deployment with load running and every node's first writes acknowledged.
 async fn loaded(scenario: &str, round: usize) -> (Deployment, Load) {
+    loaded_with(scenario, round, Settings::default()).await
+}
+
+/// [`loaded`], with `settings`.
+async fn loaded_with(scenario: &str, round: usize, settings: Settings) -> (Deployment, Load) {
     let d = Deployment::start(
         std::path::Path::new(env!("CARGO_BIN_EXE_history_node")),
         run_dir(scenario, round),
-        Settings::default(),
+        settings,
     )
     .await;
     let patience = d.settings.deadline() + Duration::from_secs(10);
-    let load = Load::start(d.urls(), CLIENTS, d.began, patience);
+    let load = Load::start(d.urls(), clients(), d.began, patience);
     let all: Vec<usize> = (0..d.nodes()).collect();
     assert!(
         load.wait_for_acks(Duration::ZERO, &all, ACKS, RESUME).await,
@@ -67,15 +77,13 @@ async fn loaded(scenario: &str, round: usize) -> (Deployment, Load) {
 }
 
 /// After a fault ends: once LiteFS has a primary again, restarts the nodes whose LiteFS
-/// exited by itself (as a supervisor would; see `Deployment::revive_exited`), naming them in
-/// `exited`, and waits until every node acknowledged writes sent after that.
-async fn resumed(scenario: &str, d: &mut Deployment, load: &Load, exited: &mut Vec<String>) {
+/// exited by itself (as a supervisor would; see `Deployment::revive_exited`), and waits
+/// until every node acknowledged writes sent after that.
+async fn resumed(scenario: &str, d: &mut Deployment, load: &Load) {
     // LiteFS steps down within milliseconds of a heal or a handoff, and exits then if it does.
     let _ = d.litefs.wait_for_primary(RESUME).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    for (i, why) in d.revive_exited().await {
-        exited.push(format!("n{}({})", i + 1, why.replace(' ', "_")));
-    }
+    d.revive_exited().await;
     let all: Vec<usize> = (0..d.nodes()).collect();
     assert!(
         load.wait_for_acks(d.now(), &all, ACKS, RESUME).await,
@@ -85,8 +93,8 @@ async fn resumed(scenario: &str, d: &mut Deployment, load: &Load, exited: &mut V
 }
 
 /// Stops the load, reads the final state, checks it, prints and records the summary with
-/// the gap after `fault` and the nodes whose LiteFS exited by itself (`exited`), and fails
-/// the test when a promise broke.
+/// the gap after `fault` and the nodes whose LiteFS exited by itself, and fails the test
+/// when a promise broke.
 async fn finish(
     scenario: &str,
     round: usize,
@@ -94,7 +102,6 @@ async fn finish(
     load: Load,
     fault: Duration,
     elections: &[Election],
-    exited: &[String],
 ) -> Verdict {
     let writes: Vec<Write> = load.stop().await;
     let holdings = d.holdings().await;
@@ -106,7 +113,7 @@ async fn finish(
         verdict.summary(scenario, round),
         resumed.map_or("never".to_owned(), |r| r.as_millis().to_string()),
         kinds.join(","),
-        exited.join(",")
+        d.self_exits().join(",")
     );
     println!("{line}");
     let summary = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
@@ -119,6 +126,10 @@ async fn finish(
     {
         let _ = writeln!(f, "{line}");
     }
+    if !verdict.holds() {
+        let lines: Vec<String> = writes.iter().map(|w| format!("{w:?}")).collect();
+        let _ = std::fs::write(d.logs().join("writes.txt"), lines.join("\n"));
+    }
     assert!(
         verdict.holds(),
         "{line}\nlease events:\n{}\nlogs in {}",
@@ -130,41 +141,59 @@ async fn finish(
 
 /// The primary's machine dies: LiteFS and app SIGKILLed together. Its lease runs out, a
 /// survivor takes it, and writes resume by themselves; the dead node comes back later (and,
-/// with `promote: true`, takes the lease by handoff).
+/// with `promote: true`, takes the lease by handoff). With `local` durability LiteFS may
+/// elect a survivor that lacks writes the dead primary acknowledged: the summary names them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_primary_fails_over_by_itself_losing_only_what_litefs_never_replicated() {
     let _serial = SERIAL.lock().await;
     for round in 1..=rounds() {
-        let scenario = "primary_killed";
-        let (mut d, load) = loaded(scenario, round).await;
-        let old = d.litefs.current_primary().await.expect("a primary");
-        let fault = d.now();
-        d.kill(old).await;
-        // Nothing replicates once the primary is gone: the survivors' positions now are
-        // what each brings to the election.
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let positions = d.positions();
-        let new = d
-            .litefs
-            .wait_for_primary(Duration::from_secs(60))
-            .await
-            .unwrap_or_else(|e| panic!("{scenario}: no new primary: {e}"));
-        assert_ne!(new, old, "{scenario}");
-        let election = Election {
-            node: new,
-            txid: positions[&new],
-            at: d.now(),
-        };
-        let survivors: Vec<usize> = (0..d.nodes()).filter(|&i| i != old).collect();
-        assert!(
-            load.wait_for_acks(fault, &survivors, ACKS, RESUME).await,
-            "{scenario}: writes did not resume on the survivors"
-        );
-        d.restart(old).await;
-        let mut exited = Vec::new();
-        resumed(scenario, &mut d, &load, &mut exited).await;
-        finish(scenario, round, d, load, fault, &[election], &exited).await;
+        primary_killed("primary_killed", round, Settings::default()).await;
     }
+}
+
+/// The same with `candidates` durability: every acknowledged write is on every live
+/// candidate, so whichever LiteFS elects has it — none may be lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_primary_loses_no_acknowledged_write_with_candidates_durability() {
+    let _serial = SERIAL.lock().await;
+    for round in 1..=rounds() {
+        let settings = Settings {
+            durability: litefs_orm::Durability::Candidates,
+            ..Settings::default()
+        };
+        let verdict = primary_killed("primary_killed_candidates", round, settings).await;
+        assert!(verdict.lost_by_election.is_empty(), "{verdict:?}");
+    }
+}
+
+async fn primary_killed(scenario: &str, round: usize, settings: Settings) -> Verdict {
+    let (mut d, load) = loaded_with(scenario, round, settings).await;
+    let old = d.litefs.current_primary().await.expect("a primary");
+    let fault = d.now();
+    d.kill(old).await;
+    // Nothing replicates once the primary is gone: the survivors' positions now are what
+    // each brings to the election.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let positions = d.positions();
+    let new = d
+        .litefs
+        .wait_for_primary(Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|e| panic!("{scenario}: no new primary: {e}"));
+    assert_ne!(new, old, "{scenario}");
+    let election = Election {
+        node: new,
+        txid: positions[&new],
+        at: d.now(),
+    };
+    let survivors: Vec<usize> = (0..d.nodes()).filter(|&i| i != old).collect();
+    assert!(
+        load.wait_for_acks(fault, &survivors, ACKS, RESUME).await,
+        "{scenario}: writes did not resume on the survivors"
+    );
+    d.restart(old).await;
+    resumed(scenario, &mut d, &load).await;
+    finish(scenario, round, d, load, fault, &[election]).await
 }
 
 /// The primary's LiteFS is paused 20 s (SIGSTOP/SIGCONT), twice its lease's TTL: no failover
@@ -182,9 +211,8 @@ async fn a_paused_primary_acknowledges_no_write_litefs_did_not_record() {
         d.litefs.pause_node(p).expect("pause");
         tokio::time::sleep(Duration::from_secs(20)).await;
         d.litefs.resume_node(p).expect("resume");
-        let mut exited = Vec::new();
-        resumed(scenario, &mut d, &load, &mut exited).await;
-        finish(scenario, round, d, load, fault, &[], &exited).await;
+        resumed(scenario, &mut d, &load).await;
+        finish(scenario, round, d, load, fault, &[]).await;
     }
 }
 
@@ -202,9 +230,8 @@ async fn a_primary_cut_off_its_lease_acknowledges_no_write_litefs_did_not_record
         d.litefs.cut_lease(p, Cut::Hang).expect("cut");
         tokio::time::sleep(Duration::from_secs(25)).await;
         d.litefs.heal_lease(p).expect("heal");
-        let mut exited = Vec::new();
-        resumed(scenario, &mut d, &load, &mut exited).await;
-        finish(scenario, round, d, load, fault, &[], &exited).await;
+        resumed(scenario, &mut d, &load).await;
+        finish(scenario, round, d, load, fault, &[]).await;
     }
 }
 
@@ -225,9 +252,8 @@ async fn a_killed_replica_loses_no_acknowledged_write() {
             "{scenario}: writes through the other nodes stopped"
         );
         d.restart(r).await;
-        let mut exited = Vec::new();
-        resumed(scenario, &mut d, &load, &mut exited).await;
-        finish(scenario, round, d, load, fault, &[], &exited).await;
+        resumed(scenario, &mut d, &load).await;
+        finish(scenario, round, d, load, fault, &[]).await;
     }
 }
 
@@ -241,12 +267,11 @@ async fn a_rolling_restart_of_every_node_loses_no_acknowledged_write() {
         let scenario = "rolling_restart";
         let (mut d, load) = loaded(scenario, round).await;
         let fault = d.now();
-        let mut exited = Vec::new();
         for i in 0..d.nodes() {
             d.stop(i).await;
             d.restart(i).await;
-            resumed(scenario, &mut d, &load, &mut exited).await;
+            resumed(scenario, &mut d, &load).await;
         }
-        finish(scenario, round, d, load, fault, &[], &exited).await;
+        finish(scenario, round, d, load, fault, &[]).await;
     }
 }

@@ -8,6 +8,7 @@
 //! smoke run, the section is skipped with a note saying why.
 
 pub mod cpu;
+pub mod durability;
 pub mod halt;
 pub mod load;
 pub mod summary;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::State;
-use litefs_orm::{NodeStatus, ReplicatedDb};
+use litefs_orm::{Durability, NodeStatus, ReplicatedDb};
 use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
@@ -41,11 +41,21 @@ pub struct NodeView {
     pub forwarded_per_second: f64,
     /// Forwarded calls this node served as the primary per second.
     pub served_per_second: f64,
+    /// The durability its writes are acknowledged with (`local`, `candidates`, a count).
+    #[serde(default)]
+    pub durability: String,
+    /// On the primary: live candidates reporting their position to it, waited for by
+    /// `candidates` durability.
+    #[serde(default)]
+    pub peers_waited_for: usize,
+    /// On the primary: nodes set aside after missing a durability bound.
+    #[serde(default)]
+    pub peers_set_aside: usize,
 }
 
 impl NodeView {
     /// `status` of node `node`, with its rates.
-    fn of(node: &str, status: &NodeStatus, rates: (f64, f64)) -> Self {
+    fn of(node: &str, durability: Durability, status: &NodeStatus, rates: (f64, f64)) -> Self {
         NodeView {
             node: node.to_owned(),
             role: status.role.to_string(),
@@ -54,6 +64,13 @@ impl NodeView {
             lag_ms: status.lag.map(|d| d.as_millis() as u64),
             forwarded_per_second: rates.0,
             served_per_second: rates.1,
+            durability: durability.to_string(),
+            peers_waited_for: status
+                .peers
+                .iter()
+                .filter(|p| p.live && !p.set_aside && p.candidate)
+                .count(),
+            peers_set_aside: status.peers.iter().filter(|p| p.set_aside).count(),
         }
     }
 }
@@ -130,7 +147,12 @@ impl Rates {
 
 /// This node's view of itself.
 pub fn this_node(state: &AppState) -> NodeView {
-    NodeView::of(&state.node, &state.db.status(), state.rates.per_second())
+    NodeView::of(
+        &state.node,
+        state.db.durability(),
+        &state.db.status(),
+        state.rates.per_second(),
+    )
 }
 
 /// `GET /api/node`.

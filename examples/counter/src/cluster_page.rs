@@ -83,6 +83,7 @@ pub fn render(view: &ClusterView) -> String {
     );
     body.push_str(&chart(view));
     body.push_str(&table(view));
+    body.push_str(&durability(view));
     let _ = write!(
         body,
         r#"<p class="note">Reloads every {REFRESH_SECONDS} s. <a href="/api/cluster">JSON</a> · <a href="/metrics">metrics</a> · <a href="/">home</a></p>"#
@@ -157,6 +158,25 @@ fn chart(view: &ClusterView) -> String {
     svg
 }
 
+/// What the primary acknowledges writes with, and whom it waits for.
+fn durability(view: &ClusterView) -> String {
+    let primary = view
+        .nodes
+        .iter()
+        .filter_map(|n| n.status.as_ref())
+        .find(|s| s.is_primary);
+    match primary {
+        Some(p) if !p.durability.is_empty() => format!(
+            r#"<p id="durability">Durability: <strong>{}</strong>; the primary waits for <span id="waited-for">{}</span> live candidate(s), <span id="set-aside">{}</span> set aside.</p>
+"#,
+            escape(&p.durability),
+            p.peers_waited_for,
+            p.peers_set_aside
+        ),
+        _ => String::new(),
+    }
+}
+
 fn table(view: &ClusterView) -> String {
     let mut out = String::from(
         "<table id=\"nodes\"><thead><tr><th>node</th><th>role</th><th>TXID</th><th>behind</th>\
@@ -209,6 +229,9 @@ mod tests {
                 lag_ms: (!primary).then_some(5),
                 forwarded_per_second: 1.5,
                 served_per_second: 0.0,
+                durability: "candidates".into(),
+                peers_waited_for: 1,
+                peers_set_aside: usize::from(primary),
             }),
             error: None,
             behind: Some(behind),
@@ -251,6 +274,14 @@ mod tests {
     fn the_primary_is_up_to_date() {
         let html = render(&view());
         assert!(html.contains(r#"<g class="node" data-node="n1" data-state="current">"#));
+    }
+
+    #[test]
+    fn the_page_says_what_the_primary_waits_for() {
+        let page = render(&view());
+        assert!(page.contains(r#"<strong>candidates</strong>"#), "{page}");
+        assert!(page.contains(r#"<span id="waited-for">1</span>"#), "{page}");
+        assert!(page.contains(r#"<span id="set-aside">1</span>"#), "{page}");
     }
 
     #[test]

@@ -34,6 +34,7 @@ impl Config {
             ("LITEFS_ORM_PRIMARY_WAIT_MS", self.primary_wait),
             ("LITEFS_ORM_MAX_CLOCK_SKEW_MS", self.max_clock_skew),
             ("LITEFS_ORM_IDEMPOTENCY_WINDOW_MS", self.idempotency_window),
+            ("LITEFS_ORM_DURABILITY_TIMEOUT_MS", self.durability_timeout),
         ] {
             if value.is_zero() || value > MAX_DURATION {
                 return Err(Error::Config(format!(

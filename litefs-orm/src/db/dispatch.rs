@@ -9,6 +9,7 @@ use tracing::Instrument;
 
 use super::ReplicatedDb;
 use crate::db::job::Job;
+use crate::durability::Durability;
 use crate::error::{DbFailureKind, Error, Result};
 use crate::litefs::role::Role;
 use crate::observe::CallObserver;
@@ -144,7 +145,9 @@ impl ReplicatedDb {
     /// here, before it leaves (every node has the same limit), rather than by the primary.
     fn encode<J: Job>(&self, job: &J) -> Result<Sent> {
         let key = idempotency::new_key();
-        let body = job.request(&key, self.database_name())?;
+        let durability =
+            (self.durability() != Durability::Local).then(|| self.durability().to_string());
+        let body = job.request(&key, self.database_name(), durability)?;
         let limit = self.inner.config.max_body_bytes;
         if body.len() > limit {
             return Err(Error::Protocol(format!(
@@ -178,7 +181,14 @@ impl ReplicatedDb {
             return match ran {
                 Ok((out, txid)) => {
                     obs.committed(txid);
-                    Ok(out)
+                    match self.wait_durable(txid).await {
+                        Ok(()) => Ok(out),
+                        Err(n) => Err(Error::NotDurable {
+                            txid,
+                            held_by: n.held_by,
+                            wanted: n.wanted,
+                        }),
+                    }
                 }
                 Err(e) => Err(self.resolve(e).await.into_error(None)),
             };
@@ -191,7 +201,10 @@ impl ReplicatedDb {
         let (out, committed) = job.answer(&answer)?;
         self.record_token(&committed, key).await;
         obs.committed(committed.txid);
-        Ok(out)
+        match committed.durability_error() {
+            None => Ok(out),
+            Some(e) => Err(e),
+        }
     }
 
     /// Sends `job`'s request `body` to `primary` and waits for this replica to catch up with
@@ -240,7 +253,10 @@ impl ReplicatedDb {
                 self.inner.stats.primary_at(committed.txid, local);
                 waited?;
                 self.record_token(&committed, &call.key).await;
-                Ok(out)
+                match committed.durability_error() {
+                    None => Ok(out),
+                    Some(e) => Err(e),
+                }
             }
             // Committed, whatever this node makes of the answer: let the commit reach this
             // replica all the same, so that reading the row back finds it.
@@ -329,6 +345,7 @@ impl Attempts {
                 e @ (Error::Rejected(_)
                 | Error::Operation { .. }
                 | Error::ReplicationTimeout { .. }
+                | Error::NotDurable { .. }
                 | Error::AnswerMismatch { .. }
                 | Error::UnverifiedAnswer { .. }),
                 _,

@@ -9,6 +9,7 @@ use sea_orm::DatabaseTransaction;
 use crate::api::active_model::{Applied, ReplicatedActiveModel};
 use crate::api::operation::{self, Operation};
 use crate::config::{OPERATION_PATH, RPC_PATH};
+use crate::durability::NotDurable;
 use crate::error::{Error, Result};
 use crate::primary::executor::ExecError;
 use crate::protocol::wire::{
@@ -29,8 +30,9 @@ pub(crate) trait Job: Clone + Send + Sync + 'static {
         self,
         txn: &DatabaseTransaction,
     ) -> impl Future<Output = Result<Self::Output, ExecError>> + Send;
-    /// The JSON request body for database `db`, carrying the call's idempotency key.
-    fn request(&self, key: &str, db: &str) -> Result<Bytes>;
+    /// The JSON request body for database `db`, carrying the call's idempotency key and the
+    /// durability it asks for (none: the primary's).
+    fn request(&self, key: &str, db: &str, durability: Option<String>) -> Result<Bytes>;
     /// Decodes the primary's successful answer into the output and where it was committed.
     fn answer(&self, body: &[u8]) -> Result<(Self::Output, Committed), Unreadable>;
     /// Names the operation in an operation error.
@@ -58,6 +60,19 @@ fn encode<T: serde::Serialize>(value: &T) -> Result<Bytes> {
 pub(crate) struct Committed {
     pub(crate) txid: u64,
     pub(crate) run: Option<String>,
+    /// Fewer nodes than the primary's durability asks held it in time.
+    pub(crate) not_durable: Option<NotDurable>,
+}
+
+impl Committed {
+    /// The error of a commit that is not yet durable, if it is not.
+    pub(crate) fn durability_error(&self) -> Option<Error> {
+        self.not_durable.map(|n| Error::NotDurable {
+            txid: self.txid,
+            held_by: n.held_by,
+            wanted: n.wanted,
+        })
+    }
 }
 
 /// A successful answer this node cannot read: the primary committed the call, and said
@@ -85,6 +100,8 @@ struct Envelope {
     txid: u64,
     #[serde(default)]
     run: Option<String>,
+    #[serde(default)]
+    not_durable: Option<NotDurable>,
 }
 
 impl Envelope {
@@ -92,6 +109,7 @@ impl Envelope {
         Committed {
             txid: self.txid,
             run: self.run.clone(),
+            not_durable: self.not_durable,
         }
     }
 }
@@ -107,6 +125,7 @@ impl Answer for WriteResponse {
             v: self.v,
             txid: self.txid,
             run: self.run.clone(),
+            not_durable: self.not_durable,
         }
     }
 }
@@ -117,6 +136,7 @@ impl Answer for OperationResponse {
             v: self.v,
             txid: self.txid,
             run: self.run.clone(),
+            not_durable: self.not_durable,
         }
     }
 }
@@ -182,7 +202,7 @@ impl<A: ReplicatedActiveModel> Job for WriteJob<A> {
         Ok(A::__apply(self.op, self.model, txn).await?)
     }
 
-    fn request(&self, key: &str, db: &str) -> Result<Bytes> {
+    fn request(&self, key: &str, db: &str, durability: Option<String>) -> Result<Bytes> {
         encode(&WriteRequest {
             v: WIRE_VERSION,
             entity: A::__name().to_owned(),
@@ -190,6 +210,7 @@ impl<A: ReplicatedActiveModel> Job for WriteJob<A> {
             model: self.model.__to_wire(),
             key: key.to_owned(),
             db: Some(db.to_owned()),
+            durability,
         })
     }
 
@@ -239,13 +260,14 @@ impl<O: Operation> Job for OperationJob<O> {
         operation::run_typed(op, txn).await
     }
 
-    fn request(&self, key: &str, db: &str) -> Result<Bytes> {
+    fn request(&self, key: &str, db: &str, durability: Option<String>) -> Result<Bytes> {
         encode(&OperationRequest {
             v: WIRE_VERSION,
             operation: O::NAME.to_owned(),
             args: self.args.clone(),
             key: key.to_owned(),
             db: Some(db.to_owned()),
+            durability,
         })
     }
 

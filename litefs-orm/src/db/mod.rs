@@ -25,6 +25,7 @@ use crate::replica::outbox::Outbox;
 
 mod connection;
 mod dispatch;
+mod durable;
 mod open;
 mod proofs;
 mod recovery;
@@ -54,6 +55,8 @@ pub(crate) mod sql;
 #[derive(Clone)]
 pub struct ReplicatedDb {
     inner: Arc<Inner>,
+    /// The durability this handle's writes ask for ([`ReplicatedDb::with_durability`]).
+    durability: crate::durability::Durability,
 }
 
 struct Inner {
@@ -80,6 +83,8 @@ struct Inner {
     reopened: AtomicU64,
     /// The primary term the connections were opened in ([`RoleWatch::primary_term`]).
     connections_term: AtomicU64,
+    /// On the primary: the other nodes' reported positions, for durable acknowledgements.
+    peers: crate::durability::Peers,
     /// What [`ReplicatedDb::status`] reports beside the role and position.
     stats: Stats,
     /// Reads of the idempotency records that prove a commit is here, shared by waiters.
@@ -154,7 +159,9 @@ impl ReplicatedDb {
         let outbox = Outbox::new(transport, config.max_body_bytes, name.clone());
         let mount = config.litefs_mount.as_deref().and_then(MountId::of);
         let term = role.primary_term();
+        let durability = config.durability;
         let db = ReplicatedDb {
+            durability,
             inner: Arc::new(Inner {
                 name,
                 config,
@@ -170,6 +177,7 @@ impl ReplicatedDb {
                 reopening: tokio::sync::Mutex::new(None),
                 reopened: AtomicU64::new(0),
                 connections_term: AtomicU64::new(term),
+                peers: crate::durability::Peers::default(),
                 stats: Stats::default(),
                 proofs: proofs::Proofs::default(),
             }),
@@ -177,6 +185,12 @@ impl ReplicatedDb {
         if db.inner.config.litefs_mount.is_some() {
             tokio::spawn(watch_mount(Arc::downgrade(&db.inner)));
             tokio::spawn(status::sample(Arc::downgrade(&db.inner)));
+            if db.inner.config.rpc_secret.is_some() {
+                let weak = Arc::downgrade(&db.inner);
+                tokio::spawn(crate::durability::report_positions(move || {
+                    weak.upgrade().map(ReplicatedDb::from_inner)
+                }));
+            }
         }
         Ok(db)
     }
@@ -246,6 +260,39 @@ impl ReplicatedDb {
 
     pub(crate) fn verifier(&self) -> &Verifier {
         &self.inner.verifier
+    }
+
+    /// A handle on the state `inner`, its writes asking for the configured durability.
+    fn from_inner(inner: Arc<Inner>) -> Self {
+        let durability = inner.config.durability;
+        ReplicatedDb { inner, durability }
+    }
+
+    /// The same handle, its writes acknowledged with `durability` instead of
+    /// [`Config::durability`]: for the writes that must survive a failover (or those that
+    /// need not wait). A forwarded write carries it to the primary, which waits for it.
+    ///
+    /// ```no_run
+    /// # async fn run(db: litefs_orm::ReplicatedDb, model: impl litefs_orm::ReplicatedActiveModel) -> litefs_orm::Result<()> {
+    /// use litefs_orm::Durability;
+    /// let durable = db.with_durability(Durability::Candidates);
+    /// model.insert_replicated(&durable).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn with_durability(&self, durability: crate::durability::Durability) -> ReplicatedDb {
+        ReplicatedDb {
+            inner: self.inner.clone(),
+            durability,
+        }
+    }
+
+    /// The durability this handle's writes ask for.
+    pub fn durability(&self) -> crate::durability::Durability {
+        self.durability
+    }
+
+    pub(crate) fn peers(&self) -> &crate::durability::Peers {
+        &self.inner.peers
     }
 
     pub(crate) fn ledger(&self) -> &Ledger {

@@ -281,7 +281,7 @@ pub(super) async fn watch_mount(inner: Weak<Inner>) {
         let Some(inner) = inner.upgrade() else {
             return;
         };
-        ReplicatedDb { inner }.check_mount().await;
+        ReplicatedDb::from_inner(inner).check_mount().await;
     }
 }
 pub(super) fn replica_write_refused(role: &Role) -> DbErr {

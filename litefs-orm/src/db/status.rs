@@ -28,7 +28,13 @@ impl ReplicatedDb {
             .litefs_mount
             .as_ref()
             .and_then(|mount| read_lag(&mount.join(LAG_FILE)).ok().flatten());
-        self.stats().status(self.role(), txid, lag_ms)
+        let mut status = self.stats().status(self.role(), txid, lag_ms);
+        if let (Some(tracker), true) = (self.position(), status.role.writes_locally()) {
+            status.peers = self
+                .peers()
+                .status(self.inner.config.durability_timeout, tracker);
+        }
+        status
     }
 
     pub(crate) fn stats(&self) -> &Stats {
@@ -46,7 +52,7 @@ pub(super) async fn sample(inner: Weak<Inner>) {
         };
         // `status` reads LiteFS's files: off the runtime's threads, which a frozen mount
         // would block.
-        let db = ReplicatedDb { inner };
+        let db = ReplicatedDb::from_inner(inner);
         let _ = tokio::task::spawn_blocking(move || db.status()).await;
     }
 }

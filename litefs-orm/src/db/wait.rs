@@ -149,6 +149,7 @@ impl ReplicatedDb {
         let committed = Committed {
             txid: token.txid(),
             run: token.run().map(str::to_owned),
+            not_durable: None,
         };
         self.wait_for_commit(&committed, token.key()).await
     }

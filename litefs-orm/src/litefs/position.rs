@@ -35,18 +35,36 @@ struct Inner {
     wake: Notify,
     /// LiteFS's `/events` stream is connected and feeding this tracker ([`TxFeed`]).
     events: AtomicBool,
+    /// The latest positions this node went through, oldest first: their post-apply
+    /// checksums tell whether another node's position is on this node's history.
+    history: Mutex<std::collections::VecDeque<Pos>>,
 }
+
+/// Positions kept in [`Inner::history`]: a few seconds of transactions under load.
+const HISTORY: usize = 4096;
 
 impl Inner {
     /// Makes `pos` the current position, waking waiters if it changed.
     fn publish(&self, pos: Pos) {
-        self.pos.send_if_modified(|cur| {
+        let changed = self.pos.send_if_modified(|cur| {
             let changed = pos != *cur;
             if changed {
                 *cur = pos;
             }
             changed
         });
+        if changed {
+            let mut history = self.history.lock().unwrap_or_else(PoisonError::into_inner);
+            // A position at or below the last one is another history (LiteFS replaced this
+            // node's): what was kept of the old one proves nothing any more.
+            if history.back().is_some_and(|last| last.txid >= pos.txid) {
+                history.clear();
+            }
+            if history.len() == HISTORY {
+                history.pop_front();
+            }
+            history.push_back(pos);
+        }
     }
 }
 
@@ -71,6 +89,7 @@ impl PositionTracker {
             waiters: AtomicUsize::new(0),
             wake: Notify::new(),
             events: AtomicBool::new(false),
+            history: Mutex::new(std::collections::VecDeque::from([first])),
         });
         tokio::spawn(poll(Arc::downgrade(&inner)));
         PositionTracker { inner }
@@ -127,6 +146,32 @@ impl PositionTracker {
     /// The position as last read.
     pub fn last(&self) -> Pos {
         *self.inner.pos.borrow()
+    }
+
+    /// Whether this node went through `pos` — the same TXID with the same post-apply
+    /// checksum — among its latest positions: a node at `pos` then holds this node's history
+    /// up to it. `false` when this node never saw that TXID, or saw it with another checksum
+    /// (another history).
+    pub fn went_through(&self, pos: Pos) -> bool {
+        let history = self
+            .inner
+            .history
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let Some(first) = history.front() else {
+            return false;
+        };
+        // Kept in TXID order, one entry per position seen: find it by its offset.
+        let at = pos.txid.checked_sub(first.txid).map(|d| d as usize);
+        match at.and_then(|i| history.get(i)) {
+            Some(seen) if seen.txid == pos.txid => *seen == pos,
+            _ => history.iter().any(|seen| *seen == pos),
+        }
+    }
+
+    /// A receiver of every change of the position (a replica reporting it to the primary).
+    pub(crate) fn subscribe(&self) -> watch::Receiver<Pos> {
+        self.inner.pos.subscribe()
     }
 
     /// Waits until the local TXID is at least `txid`.

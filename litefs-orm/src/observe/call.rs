@@ -175,6 +175,7 @@ impl Error {
             Error::WriterBusy => "writer_busy",
             Error::WriteStalled { .. } => "write_stalled",
             Error::CommitNotRecorded { .. } => "commit_not_recorded",
+            Error::NotDurable { .. } => "not_durable",
             Error::Rejected(_) => "rejected",
             Error::Io(_) => "io",
             Error::ReplicationTimeout { .. } => "replication_timeout",

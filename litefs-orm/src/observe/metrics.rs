@@ -21,6 +21,7 @@
 //! | `litefs_orm_txid` | gauge | — | TXID | this node's LiteFS position |
 //! | `litefs_orm_is_primary` | gauge | — | 0 or 1 | 1 while this node writes locally (primary or standalone) |
 //! | `litefs_orm_role_changes_total` | counter | `to` | changes | role changes seen, by the new role |
+//! | `litefs_orm_durability_wait_seconds` | histogram | `outcome` | seconds | on the primary, after a commit, until the nodes the durability asks for held it (`durable`) or the bound passed (`not_durable`) |
 //!
 //! Label values:
 //! - `name`: the entity's or operation's registered name.
@@ -74,6 +75,9 @@ pub const TXID: &str = "litefs_orm_txid";
 pub const IS_PRIMARY: &str = "litefs_orm_is_primary";
 /// Counter: role changes. Label `to`.
 pub const ROLE_CHANGES_TOTAL: &str = "litefs_orm_role_changes_total";
+/// Histogram, seconds: the primary's durability wait after a commit. Label `outcome`
+/// (`durable`, `not_durable`).
+pub const DURABILITY_WAIT_SECONDS: &str = "litefs_orm_durability_wait_seconds";
 
 /// Every metric's name, for exporters that want the list.
 pub const ALL: &[&str] = &[
@@ -91,6 +95,7 @@ pub const ALL: &[&str] = &[
     TXID,
     IS_PRIMARY,
     ROLE_CHANGES_TOTAL,
+    DURABILITY_WAIT_SECONDS,
 ];
 
 /// Describes every metric (unit and help text) to the installed recorder; an exporter
@@ -166,5 +171,10 @@ pub fn describe() {
         ROLE_CHANGES_TOTAL,
         Unit::Count,
         "Role changes this node saw, by the new role."
+    );
+    describe_histogram!(
+        DURABILITY_WAIT_SECONDS,
+        Unit::Seconds,
+        "On the primary, after a commit, until the nodes the durability asks for held it."
     );
 }

@@ -6,8 +6,9 @@ use std::time::Duration;
 use tracing::field::Empty;
 
 use super::metrics::{
-    COMMIT_DURATION_SECONDS, ENDPOINT_REJECTIONS_TOTAL, GROUP_COMMIT_WRITES,
-    IDEMPOTENT_REPLAYS_TOTAL, IS_PRIMARY, ROLE_CHANGES_TOTAL, SERVED_CALLS_TOTAL,
+    COMMIT_DURATION_SECONDS, DURABILITY_WAIT_SECONDS, ENDPOINT_REJECTIONS_TOTAL,
+    GROUP_COMMIT_WRITES, IDEMPOTENT_REPLAYS_TOTAL, IS_PRIMARY, ROLE_CHANGES_TOTAL,
+    SERVED_CALLS_TOTAL,
 };
 use crate::litefs::role::Role;
 use crate::protocol::wire::ErrorCode;
@@ -36,6 +37,12 @@ pub(crate) fn committed(writes: usize, took: Duration, txid: u64) {
         span.record("commit_ms", took.as_secs_f64() * 1e3);
         span.record("txid", txid);
     }
+}
+
+/// The primary's durability wait after a commit took `took`, and ended `durable` or not.
+pub(crate) fn durability_waited(took: Duration, durable: bool) {
+    let outcome = if durable { "durable" } else { "not_durable" };
+    metrics::histogram!(DURABILITY_WAIT_SECONDS, "outcome" => outcome).record(took.as_secs_f64());
 }
 
 /// The primary answered a call from its idempotency record.

@@ -64,6 +64,7 @@ impl Stats {
             lag,
             forwarded: self.forwarded.load(Ordering::Relaxed),
             served: self.served.load(Ordering::Relaxed),
+            peers: Vec::new(),
         };
         status.set_gauges(lag_ms);
         status
@@ -105,6 +106,9 @@ pub struct NodeStatus {
     pub forwarded: u64,
     /// Forwarded calls this node ran as the primary and answered, since it started.
     pub served: u64,
+    /// On the primary: the nodes that report their position to it, for durable
+    /// acknowledgements ([`crate::durability`]); empty on a replica.
+    pub peers: Vec<crate::durability::PeerStatus>,
 }
 
 impl NodeStatus {

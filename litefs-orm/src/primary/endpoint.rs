@@ -9,7 +9,7 @@ use axum::routing::post;
 use bytes::Bytes;
 use std::sync::Arc;
 
-use crate::config::{BATCH_PATH, OPERATION_PATH, RPC_PATH};
+use crate::config::{BATCH_PATH, OPERATION_PATH, POSITIONS_PATH, RPC_PATH};
 use crate::db::ReplicatedDb;
 use crate::protocol::auth::{self, Signature};
 use crate::protocol::wire::{ErrorBody, ErrorCode};
@@ -17,7 +17,8 @@ use crate::protocol::wire::{ErrorBody, ErrorCode};
 pub(crate) use super::run::{check_version, decode_json, encode, run_body};
 
 /// The router that accepts forwarded writes at [`RPC_PATH`], operations at
-/// [`OPERATION_PATH`] and batches of both at [`BATCH_PATH`]; merge it into the app's router
+/// [`OPERATION_PATH`], batches of both at [`BATCH_PATH`] and replicas' position reports at
+/// [`POSITIONS_PATH`]; merge it into the app's router
 /// (or serve it on a port of its own).
 /// Every node serves it: whichever is primary answers, the others refuse with "not primary".
 /// It may be nested under a prefix (`Router::nest("/rpc", ...)`) when every node's
@@ -69,6 +70,7 @@ pub fn router_for(dbs: impl IntoIterator<Item = ReplicatedDb>) -> Router {
         .route(RPC_PATH, post(handle_write))
         .route(OPERATION_PATH, post(handle_operation))
         .route(BATCH_PATH, post(super::endpoint_batch::handle_batch))
+        .route(POSITIONS_PATH, post(crate::durability::handle_positions))
         .with_state(Databases(Arc::new(named)))
 }
 
@@ -80,6 +82,11 @@ impl Databases {
     /// The handle that admits requests and signs answers (all share the cluster's secret).
     pub(crate) fn front(&self) -> &ReplicatedDb {
         &self.0[0].1
+    }
+
+    /// The handle of database `name`.
+    pub(crate) fn by_name(&self, name: &str) -> Option<&ReplicatedDb> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, db)| db)
     }
 
     /// The handle a request body is for: the database it names (read without decoding the
@@ -238,7 +245,8 @@ pub(crate) fn refuse(status: StatusCode, code: ErrorCode, message: impl Into<Str
     }
 }
 
-fn signature(headers: &HeaderMap) -> Result<Signature, auth::AuthError> {
+/// The authentication headers of a request.
+pub(crate) fn signature(headers: &HeaderMap) -> Result<Signature, auth::AuthError> {
     let get = |name: &'static str| {
         headers
             .get(name)

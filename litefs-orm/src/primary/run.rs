@@ -12,6 +12,7 @@ use super::endpoint::{Refusal, check_database, refuse};
 use crate::BoxFut;
 use crate::config::{OPERATION_PATH, RPC_PATH};
 use crate::db::ReplicatedDb;
+use crate::durability::Durability;
 use crate::error::DbFailure;
 use crate::primary::executor::{ExecError, in_transaction_until, io_failure};
 use crate::primary::idempotency::{self, Key};
@@ -54,15 +55,18 @@ async fn run_write(db: &ReplicatedDb, body: &Bytes) -> Result<Bytes, Refusal> {
             request.entity,
         ));
     };
+    let durability = requested_durability(db, request.durability.as_deref())?;
     let (op, model) = (request.op, request.model);
     let ((outcome, run), txid) = execute_once(db, "", key, move |txn| {
         Box::pin(async move { handler.run(op, model, txn).await })
     })
     .await?;
+    let not_durable = db.wait_durable_as(txid, durability).await.err();
     encode(&WriteResponse {
         v,
         txid,
         run,
+        not_durable,
         outcome,
     })
 }
@@ -79,17 +83,34 @@ async fn run_operation(db: &ReplicatedDb, body: &Bytes) -> Result<Bytes, Refusal
             request.operation,
         ));
     };
+    let durability = requested_durability(db, request.durability.as_deref())?;
     let args = request.args;
     let ((output, run), txid) = execute_once(db, &request.operation, key, move |txn| {
         Box::pin(async move { handler.run(args, txn).await })
     })
     .await?;
+    let not_durable = db.wait_durable_as(txid, durability).await.err();
     encode(&OperationResponse {
         v,
         txid,
         run,
+        not_durable,
         output,
     })
+}
+
+/// The durability a request asks for, or the primary's own when it asks for none.
+fn requested_durability(db: &ReplicatedDb, asked: Option<&str>) -> Result<Durability, Refusal> {
+    match asked {
+        None => Ok(db.config().durability),
+        Some(d) => d.parse().map_err(|e: crate::Error| {
+            refuse(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadRequest,
+                e.to_string(),
+            )
+        }),
+    }
 }
 
 /// Parses a request body of the supported wire version.

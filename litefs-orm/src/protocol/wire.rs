@@ -208,6 +208,11 @@ pub struct WriteRequest {
     /// several ([`router_for`](crate::router_for)); absent: the endpoint's first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub db: Option<String>,
+    /// The durability the caller asks for ([`Durability`](crate::Durability), as its
+    /// `Display` writes it); absent: the primary's own. Sent only when not `local`, so
+    /// primaries older than durability still take requests that do not ask for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub durability: Option<String>,
 }
 
 /// What a forwarded write produced.
@@ -235,6 +240,10 @@ pub struct WriteResponse {
     /// older than runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<String>,
+    /// Set when fewer nodes than the primary's durability asks held the commit within its
+    /// timeout: committed, not yet durable. Absent from primaries older than durability.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_durable: Option<crate::durability::NotDurable>,
     /// The result.
     pub outcome: Outcome,
 }
@@ -254,6 +263,11 @@ pub struct OperationRequest {
     /// The database, as in [`WriteRequest::db`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub db: Option<String>,
+    /// The durability the caller asks for ([`Durability`](crate::Durability), as its
+    /// `Display` writes it); absent: the primary's own. Sent only when not `local`, so
+    /// primaries older than durability still take requests that do not ask for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub durability: Option<String>,
 }
 
 /// The primary's answer to a successful operation.
@@ -266,6 +280,10 @@ pub struct OperationResponse {
     /// The run that committed the call, as in [`WriteResponse::run`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<String>,
+    /// Set when fewer nodes than the primary's durability asks held the commit within its
+    /// timeout: committed, not yet durable. Absent from primaries older than durability.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_durable: Option<crate::durability::NotDurable>,
     /// The operation's output.
     pub output: serde_json::Value,
 }
