@@ -335,6 +335,32 @@ impl Deployment {
         revived
     }
 
+    /// The resets LiteFS logged: a node whose position was past the primary's on another
+    /// history (`client transaction id (X) exceeds primary transaction id (Y), clearing
+    /// client position`), each as (the primary that logged it, X, Y). Whatever that node
+    /// held past Y is gone: LiteFS lost it, not the library.
+    pub fn litefs_resets(&self) -> Vec<(usize, u64, u64)> {
+        let mut resets = Vec::new();
+        for i in 0..self.nodes() {
+            for line in self.litefs.log(i).lines() {
+                let Some(rest) = line.split("client transaction id (").nth(1) else {
+                    continue;
+                };
+                let hex = |s: &str| u64::from_str_radix(s, 16).ok();
+                let client = rest.split(')').next().and_then(hex);
+                let primary = rest
+                    .split("primary transaction id (")
+                    .nth(1)
+                    .and_then(|r| r.split(')').next())
+                    .and_then(hex);
+                if let (Some(x), Some(y)) = (client, primary) {
+                    resets.push((i, x, y));
+                }
+            }
+        }
+        resets
+    }
+
     /// The TXID of every running, unpaused node, by index.
     pub fn positions(&mut self) -> BTreeMap<usize, u64> {
         let live: Vec<usize> = (0..self.nodes())
@@ -528,6 +554,7 @@ async fn write(http: &reqwest::Client, url: &str, value: &str) -> Outcome {
         kind: body["kind"].as_str().unwrap_or("?").to_owned(),
         may_be_committed: body["may_be_committed"].as_bool().unwrap_or(true),
         committed: body["committed"].as_bool().unwrap_or(false),
+        txid: body["txid"].as_u64(),
         message: body["message"].as_str().unwrap_or_default().to_owned(),
     }
 }

@@ -23,6 +23,8 @@ pub enum Outcome {
         may_be_committed: bool,
         /// `Error::is_committed()`.
         committed: bool,
+        /// The commit's TXID, when the error names it (a committed write's).
+        txid: Option<u64>,
         /// The error's message.
         message: String,
     },
@@ -282,7 +284,7 @@ pub fn check(
 
 fn txid(w: &Write) -> Option<u64> {
     match w.outcome {
-        Outcome::Acked { txid } => txid,
+        Outcome::Acked { txid } | Outcome::Failed { txid, .. } => txid,
         _ => None,
     }
 }
@@ -319,6 +321,7 @@ mod tests {
                 kind: "transport".into(),
                 may_be_committed,
                 committed: false,
+                txid: None,
                 message: String::new(),
             },
         )
@@ -356,6 +359,27 @@ mod tests {
         assert_eq!(v.lost_by_election, ["a@5>4(n2)"]);
         assert!(v.lost.is_empty());
         assert!(v.holds());
+    }
+
+    #[test]
+    fn a_write_reported_committed_and_lost_past_the_elected_position_is_laid_to_the_election() {
+        let w = write(
+            "a",
+            Outcome::Failed {
+                kind: "replication_timeout".into(),
+                may_be_committed: true,
+                committed: true,
+                txid: Some(5),
+                message: String::new(),
+            },
+        );
+        let election = Election {
+            node: 1,
+            txid: 4,
+            at: Duration::MAX,
+        };
+        let v = check(&[w], &[holding(&[])], &[election], DEADLINE);
+        assert_eq!(v.lost_by_election, ["a@5>4(n2)"]);
     }
 
     #[test]
@@ -409,6 +433,7 @@ mod tests {
                 kind: NOT_DURABLE.into(),
                 may_be_committed: true,
                 committed: true,
+                txid: Some(5),
                 message: String::new(),
             },
         );

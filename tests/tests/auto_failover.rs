@@ -105,14 +105,26 @@ async fn finish(
 ) -> Verdict {
     let writes: Vec<Write> = load.stop().await;
     let holdings = d.holdings().await;
-    let verdict = check(&writes, &holdings, elections, d.settings.deadline());
+    // Besides the elections the scenario saw, every reset LiteFS logged is one.
+    let mut elections = elections.to_vec();
+    elections.extend(d.litefs_resets().into_iter().map(|(node, _, txid)| Election {
+        node,
+        txid,
+        at: Duration::MAX,
+    }));
+    let verdict = check(&writes, &holdings, &elections, d.settings.deadline());
     let (resumed, kinds) = gap(&writes, fault);
     let kinds: Vec<String> = kinds.iter().map(|(k, n)| format!("{k}:{n}")).collect();
     let line = format!(
-        "{} resumed_after_ms={} gap=[{}] litefs_exited=[{}]",
+        "{} resumed_after_ms={} gap=[{}] elections=[{}] litefs_exited=[{}]",
         verdict.summary(scenario, round),
         resumed.map_or("never".to_owned(), |r| r.as_millis().to_string()),
         kinds.join(","),
+        elections
+            .iter()
+            .map(|e| format!("n{}@{}", e.node + 1, e.txid))
+            .collect::<Vec<_>>()
+            .join(","),
         d.self_exits().join(",")
     );
     println!("{line}");

@@ -44,27 +44,26 @@ struct Inner {
 const HISTORY: usize = 4096;
 
 impl Inner {
-    /// Makes `pos` the current position, waking waiters if it changed.
+    /// Makes `pos` the current position, waking waiters if it changed. A position this node
+    /// already went through (a `tx` event arriving after a read of the file showed later
+    /// ones) is not news: the position does not go back for it. One at or below the current
+    /// that this node never went through is another history (LiteFS replaced this node's):
+    /// what was kept of the old one proves nothing any more.
     fn publish(&self, pos: Pos) {
-        let changed = self.pos.send_if_modified(|cur| {
-            let changed = pos != *cur;
-            if changed {
-                *cur = pos;
+        let mut history = self.history.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(last) = history.back()
+            && pos.txid <= last.txid
+        {
+            if history.contains(&pos) {
+                return;
             }
-            changed
-        });
-        if changed {
-            let mut history = self.history.lock().unwrap_or_else(PoisonError::into_inner);
-            // A position at or below the last one is another history (LiteFS replaced this
-            // node's): what was kept of the old one proves nothing any more.
-            if history.back().is_some_and(|last| last.txid >= pos.txid) {
-                history.clear();
-            }
-            if history.len() == HISTORY {
-                history.pop_front();
-            }
-            history.push_back(pos);
+            history.clear();
         }
+        if history.len() == HISTORY {
+            history.pop_front();
+        }
+        history.push_back(pos);
+        self.pos.send_replace(pos);
     }
 }
 
@@ -440,6 +439,30 @@ mod tests {
         feed.on_event(&tx_event("app.db", 4));
         assert!(changes.has_changed().unwrap());
         assert_eq!((t.last().txid, t.last().checksum), (4, 0xff));
+    }
+
+    #[tokio::test]
+    async fn a_transaction_reported_after_a_later_read_does_not_move_the_position_back() {
+        let (_dir, t, feed) = fed_tracker();
+        feed.on_event(&tx_event("app.db", 4));
+        feed.on_event(&tx_event("app.db", 5));
+        feed.on_event(&tx_event("app.db", 4));
+        assert_eq!(t.last().txid, 5);
+        assert!(t.went_through(t.last()));
+    }
+
+    #[tokio::test]
+    async fn a_lower_position_never_gone_through_starts_another_history() {
+        let (_dir, t, feed) = fed_tracker();
+        feed.on_event(&tx_event("app.db", 5));
+        let abandoned = t.last();
+        // LiteFS replaced this node's history: TXID 3 with a checksum it never had.
+        t.observed(Pos {
+            txid: 3,
+            checksum: 1,
+        });
+        assert_eq!(t.last().txid, 3);
+        assert!(!t.went_through(abandoned));
     }
 
     #[tokio::test]

@@ -6,7 +6,8 @@
 //! listen) and `HISTORY_NODE` (its name, stored with each value it writes).
 //!
 //! - `POST /write/{value}`: writes one entry; 200 `{"txid": n}`, or an error status with
-//!   `{"kind", "may_be_committed", "committed", "message"}`.
+//!   `{"kind", "may_be_committed", "committed", "txid", "message"}` (`txid` when the error
+//!   names the commit).
 //! - `GET /values`: every value this node's replica holds, with how many rows hold it.
 //! - `GET /health`: 200 once the database is open.
 
@@ -80,10 +81,16 @@ fn failure(e: &Error) -> Response {
         }
         _ => StatusCode::SERVICE_UNAVAILABLE,
     };
+    let txid = match e {
+        Error::ReplicationTimeout { txid, .. } | Error::NotDurable { txid, .. } => Some(*txid),
+        Error::AnswerMismatch { txid, .. } => *txid,
+        _ => None,
+    };
     let body = serde_json::json!({
         "kind": e.kind(),
         "may_be_committed": e.may_be_committed(),
         "committed": e.is_committed(),
+        "txid": txid,
         "message": e.to_string(),
     });
     (status, Json(body)).into_response()
