@@ -107,11 +107,15 @@ async fn finish(
     let holdings = d.holdings().await;
     // Besides the elections the scenario saw, every reset LiteFS logged is one.
     let mut elections = elections.to_vec();
-    elections.extend(d.litefs_resets().into_iter().map(|(node, _, txid)| Election {
-        node,
-        txid,
-        at: Duration::MAX,
-    }));
+    elections.extend(
+        d.litefs_resets()
+            .into_iter()
+            .map(|(node, _, txid)| Election {
+                node,
+                txid,
+                at: Duration::MAX,
+            }),
+    );
     let verdict = check(&writes, &holdings, &elections, d.settings.deadline());
     let (resumed, kinds) = gap(&writes, fault);
     let kinds: Vec<String> = kinds.iter().map(|(k, n)| format!("{k}:{n}")).collect();

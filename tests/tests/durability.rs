@@ -151,3 +151,54 @@ async fn a_forwarded_write_carries_the_durability_its_handle_asks_for() {
         .unwrap();
     assert!(!post::titled(c.db(2), "asked").await.is_empty());
 }
+
+#[tokio::test]
+async fn a_report_that_stays_silent_is_ended_by_the_primary() {
+    use litefs_orm::positions::PositionLine;
+    let timeout = Duration::from_millis(100);
+    let c = TestCluster::start_with(Setup {
+        durability: Durability::Candidates,
+        durability_timeout: timeout,
+        ..Setup::default()
+    })
+    .await;
+    // A node that reports once, then neither speaks nor closes its connection.
+    let url = format!("http://{}{}", c.nodes[0].addr, litefs_orm::POSITIONS_PATH);
+    let sig = litefs_orm::auth::sign(
+        litefs_orm_tests::SECRET.as_bytes(),
+        litefs_orm::POSITIONS_PATH,
+        b"",
+    );
+    let pos = c.db(0).local_position().unwrap();
+    let line = PositionLine::new("silent", true, c.db(0).database_name(), pos, 0);
+    let (lines, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(1);
+    lines
+        .send(Ok(line
+            .encode(litefs_orm_tests::SECRET.as_bytes(), &sig.nonce)
+            .into()))
+        .await
+        .unwrap();
+    let mut rx = rx;
+    let body =
+        reqwest::Body::wrap_stream(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+    let report = tokio::spawn(
+        reqwest::Client::new()
+            .post(url)
+            .header(
+                litefs_orm::auth::TIMESTAMP_HEADER,
+                sig.timestamp_ms.to_string(),
+            )
+            .header(litefs_orm::auth::NONCE_HEADER, &sig.nonce)
+            .header(litefs_orm::auth::SIGNATURE_HEADER, &sig.signature)
+            .body(body)
+            .send(),
+    );
+    let listed = |c: &TestCluster| c.db(0).status().peers.iter().any(|p| p.node == "silent");
+    litefs_orm_tests::until("the report is open", Duration::from_secs(5), || listed(&c)).await;
+    litefs_orm_tests::until("the silent report ends", Duration::from_secs(5), || {
+        !listed(&c)
+    })
+    .await;
+    drop(lines);
+    report.abort();
+}

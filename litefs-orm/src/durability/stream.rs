@@ -11,6 +11,11 @@ use crate::db::ReplicatedDb;
 use crate::primary::endpoint::{Databases, signature};
 use crate::protocol::positions::{MAX_LINE, PositionLine};
 
+/// How many durability timeouts a report may stay silent before the primary ends it (a
+/// replica sends a heartbeat every quarter of one): a node gone without closing its
+/// connection then stops counting, as one whose connection closed does at once.
+const SILENT_TIMEOUTS: u32 = 10;
+
 /// `POST` [`POSITIONS_PATH`]: one replica's report, read line by line until it ends. The
 /// request is authenticated by its headers (its body is the stream, signed line by line
 /// for the request's nonce); a line that does not verify, a database this endpoint does not
@@ -40,11 +45,15 @@ pub(crate) async fn handle_positions(State(dbs): State<Databases>, request: Requ
     };
     let mut stream = body.into_data_stream();
     let mut buf: Vec<u8> = Vec::new();
+    let silence = front.config().durability_timeout * SILENT_TIMEOUTS;
     let ended = loop {
-        let chunk = match stream.next().await {
-            Some(Ok(chunk)) => chunk,
-            Some(Err(e)) => break format!("the report broke off: {e}"),
-            None => break "the replica ended its report".to_owned(),
+        let chunk = match tokio::time::timeout(silence, stream.next()).await {
+            Ok(Some(Ok(chunk))) => chunk,
+            Ok(Some(Err(e))) => break format!("the report broke off: {e}"),
+            Ok(None) => break "the replica ended its report".to_owned(),
+            // A machine that vanished without closing its connection: its report never ends
+            // by itself.
+            Err(_) => break format!("no line for {silence:?}"),
         };
         buf.extend_from_slice(&chunk);
         let mut refused = None;
