@@ -220,15 +220,7 @@ async fn primary_killed(scenario: &str, round: usize, settings: Settings) -> Ver
 async fn a_paused_primary_acknowledges_no_write_litefs_did_not_record() {
     let _serial = SERIAL.lock().await;
     for round in 1..=rounds() {
-        let scenario = "primary_paused";
-        let (mut d, load) = loaded(scenario, round).await;
-        let p = d.litefs.current_primary().await.expect("a primary");
-        let fault = d.now();
-        d.litefs.pause_node(p).expect("pause");
-        tokio::time::sleep(Duration::from_secs(20)).await;
-        d.litefs.resume_node(p).expect("resume");
-        resumed(scenario, &mut d, &load).await;
-        finish(scenario, round, d, load, fault, &[]).await;
+        primary_isolated("primary_paused", round, Isolation::Paused).await;
     }
 }
 
@@ -239,16 +231,40 @@ async fn a_paused_primary_acknowledges_no_write_litefs_did_not_record() {
 async fn a_primary_cut_off_its_lease_acknowledges_no_write_litefs_did_not_record() {
     let _serial = SERIAL.lock().await;
     for round in 1..=rounds() {
-        let scenario = "primary_cut_off";
-        let (mut d, load) = loaded(scenario, round).await;
-        let p = d.litefs.current_primary().await.expect("a primary");
-        let fault = d.now();
-        d.litefs.cut_lease(p, Cut::Hang).expect("cut");
-        tokio::time::sleep(Duration::from_secs(25)).await;
-        d.litefs.heal_lease(p).expect("heal");
-        resumed(scenario, &mut d, &load).await;
-        finish(scenario, round, d, load, fault, &[]).await;
+        primary_isolated("primary_cut_off", round, Isolation::CutOff).await;
     }
+}
+
+/// How a primary is isolated without dying.
+#[derive(Clone, Copy)]
+enum Isolation {
+    /// Its LiteFS paused 20 s.
+    Paused,
+    /// Cut off the lease server 25 s, its requests left hanging.
+    CutOff,
+}
+
+async fn primary_isolated(scenario: &str, round: usize, how: Isolation) {
+    let (mut d, load) = loaded(scenario, round).await;
+    let p = d.litefs.current_primary().await.expect("a primary");
+    let fault = d.now();
+    let lasting = match how {
+        Isolation::Paused => {
+            d.litefs.pause_node(p).expect("pause");
+            Duration::from_secs(20)
+        }
+        Isolation::CutOff => {
+            d.litefs.cut_lease(p, Cut::Hang).expect("cut");
+            Duration::from_secs(25)
+        }
+    };
+    tokio::time::sleep(lasting).await;
+    match how {
+        Isolation::Paused => d.litefs.resume_node(p).expect("resume"),
+        Isolation::CutOff => d.litefs.heal_lease(p).expect("heal"),
+    }
+    resumed(scenario, &mut d, &load).await;
+    finish(scenario, round, d, load, fault, &[]).await;
 }
 
 /// A replica's machine dies and comes back: writes through the others go on.
