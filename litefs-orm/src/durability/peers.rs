@@ -104,7 +104,7 @@ impl Peers {
         peer.streams += 1;
         peer.last_seen = Instant::now();
         drop(nodes);
-        tracing::info!(
+        tracing::debug!(
             node,
             candidate,
             "a node reports its position to this primary"
@@ -128,7 +128,7 @@ impl Peers {
             peer.streams = peer.streams.saturating_sub(1);
             if peer.streams == 0 {
                 nodes.remove(node);
-                tracing::info!(
+                tracing::debug!(
                     node,
                     "a node stopped reporting its position to this primary"
                 );
